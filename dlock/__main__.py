@@ -1,0 +1,3 @@
+from dlock.cli import main
+
+main()

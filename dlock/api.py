@@ -1,0 +1,156 @@
+"""The Python API (DESIGN 6). The CLI is rendering over these calls."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import Callable, Iterator, Mapping
+
+from dlock.backends.base import Backend, Options
+from dlock.errors import LockBusy, UsageError
+from dlock.lease import Lease
+from dlock.model import LockInfo, LockStatus, State
+from dlock.targets import open_backend
+
+DEFAULT_TTL = 300.0
+FIRST_DELAY, MAX_DELAY, BACKOFF = 0.05, 1.0, 1.5
+
+# on_wait(busy, waited_seconds): called before each pause while waiting (a spinner);
+# busy.holder is the LockInfo or LockStatus that was found held.
+WaitCallback = Callable[[LockBusy, float], None]
+
+
+def options(
+    storage_options: Mapping[str, str] | None = None,
+    branch: str = "main",
+    commit: str | None = None,
+    validity: float | None = None,
+    zk_timeout: float = 10.0,
+    zk_auth: str | None = None,
+) -> Options:
+    return Options(dict(storage_options or {}), branch, commit, validity, zk_timeout, zk_auth)
+
+
+def status(target: str, **kwargs: object) -> LockStatus:
+    """Every lock of `target` (a dataset path/URL or zk://...), judged now."""
+    with open_backend(target, options(**kwargs)) as backend:  # type: ignore[arg-type]
+        return backend.status()
+
+
+def acquire(
+    target: str,
+    *,
+    timeout: float = 0,
+    ttl: float = DEFAULT_TTL,
+    note: str = "",
+    shared: bool = False,
+    on_wait: WaitCallback | None = None,
+    **kwargs: object,
+) -> Lease:
+    """Take the lock of `target` and return its Lease.
+
+    `timeout` 0 tries once, a positive value waits that many seconds, -1 waits forever;
+    raises LockBusy when the lock stays held. The lease is not refreshed unless you call
+    `lease.keep_alive()` (or use `dlock.lock`).
+    """
+    if ttl <= 0:
+        raise UsageError(f"{target}: ttl must be more than zero seconds.")
+    backend = open_backend(target, options(**kwargs))  # type: ignore[arg-type]
+    try:
+        handle = _retry_while_busy(
+            backend, lambda: backend.try_acquire(ttl=ttl, note=note, shared=shared), timeout, on_wait
+        )
+    except BaseException:
+        backend.close()
+        raise
+    return Lease(backend, handle)
+
+
+def refresh(target: str, token: str, *, ttl: float = DEFAULT_TTL, **kwargs: object) -> Lease:
+    """Extend a lock held under `token` (perhaps by another process); raises NotOwner if not ours."""
+    backend = open_backend(target, options(**kwargs))  # type: ignore[arg-type]
+    lease = Lease(backend, backend.adopt(token, ttl=ttl))
+    lease.refresh()
+    return lease
+
+
+def release(
+    target: str,
+    *,
+    token: str | None = None,
+    force: bool = False,
+    if_stale: bool = False,
+    seen: LockInfo | None = None,
+    include_waiters: bool = False,
+    **kwargs: object,
+) -> list[LockInfo]:
+    """Release the lock of `target`.
+
+    With `token`: only if that token owns it (NotOwner otherwise). With `if_stale`: only a
+    stale lock. With `force`: whoever holds it, without asking (the CLI asks). `seen`
+    refuses the removal if the lock changed since it was shown. Returns what was removed.
+    """
+    chosen = sum(bool(x) for x in (token, force, if_stale))
+    if chosen != 1:
+        raise UsageError(f"{target}: release needs exactly one of a token, force or if_stale.")
+    with open_backend(target, options(**kwargs)) as backend:  # type: ignore[arg-type]
+        if token:
+            handle = backend.adopt(token, ttl=DEFAULT_TTL)
+            info = backend.status().primary
+            handle.release()
+            return [info] if info else []
+        return backend.remove(force=force, if_stale=if_stale, seen=seen, include_waiters=include_waiters)
+
+
+def wait(target: str, timeout: float | None = None, *, on_wait: WaitCallback | None = None, **kwargs: object) -> bool:
+    """Block until `target` is free (absent or stale); False when `timeout` seconds pass first."""
+    with open_backend(target, options(**kwargs)) as backend:  # type: ignore[arg-type]
+
+        def check() -> LockStatus:
+            current = backend.status()
+            if current.state is State.HELD:
+                raise LockBusy(f"{target} is locked.", holder=current)
+            return current
+
+        try:
+            _retry_while_busy(backend, check, -1 if timeout is None else timeout, on_wait)
+        except LockBusy:
+            return False
+        return True
+
+
+@contextlib.contextmanager
+def lock(
+    target: str, *, timeout: float = -1, ttl: float = DEFAULT_TTL, note: str = "", shared: bool = False, **kwargs: object
+) -> Iterator[Lease]:
+    """Hold the lock of `target` for a `with` block: acquire, refresh in the background, release.
+
+    `timeout` -1 (default) waits forever. Check `lease.lost` in long loops: once it is
+    True another writer may hold the lock.
+    """
+    lease = acquire(target, timeout=timeout, ttl=ttl, note=note, shared=shared, **kwargs)
+    try:
+        lease.keep_alive()
+        yield lease
+    finally:
+        with contextlib.suppress(Exception):
+            lease.release()
+        lease.backend.close()
+
+
+def _retry_while_busy(backend: Backend, attempt: Callable[[], object], timeout: float, on_wait: WaitCallback | None):  # type: ignore[no-untyped-def]
+    """Call `attempt` until it does not raise LockBusy; back off from 50 ms to 1 s."""
+    started = time.monotonic()
+    delay = FIRST_DELAY
+    while True:
+        try:
+            return attempt()
+        except LockBusy as busy:
+            waited = time.monotonic() - started
+            if timeout >= 0 and waited >= timeout:
+                raise
+            if on_wait is not None:
+                on_wait(busy, waited)
+            pause = delay if timeout < 0 else min(delay, max(0.0, timeout - waited))
+            backend.wait_for_change(pause)
+            delay = min(MAX_DELAY, delay * BACKOFF)

@@ -1,0 +1,1 @@
+"""Backends, one module each, chosen by URL scheme in dlock.targets."""

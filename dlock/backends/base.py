@@ -1,0 +1,88 @@
+"""The one interface every backend implements: lock files on a store, or ZooKeeper nodes."""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import time
+from typing import Callable
+
+from dlock.model import LockInfo, LockStatus
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+    """What a target needs besides its URL; the CLI's global options, the API's keywords."""
+
+    storage_options: dict[str, str] = dataclasses.field(default_factory=dict)
+    branch: str = "main"
+    commit: str | None = None
+    validity: float | None = None  # overrides the 300 s validity of a 14-byte legacy lock
+    zk_timeout: float = 10.0
+    zk_auth: str | None = None
+
+
+class LeaseHandle(abc.ABC):
+    """A backend's hold on one lock; dlock.Lease wraps it with refresh scheduling."""
+
+    token: str
+    ttl: float
+    expires_at: float
+    path: str
+
+    @abc.abstractmethod
+    def refresh(self) -> float:
+        """Extend the lock; returns the new expiry. Raises LockLost when it is no longer ours."""
+
+    @abc.abstractmethod
+    def release(self) -> None:
+        """Give the lock up. Raises LockLost when it was no longer ours."""
+
+    def on_lost(self, callback: Callable[[str], None]) -> None:
+        """Call `callback(reason)` when the backend itself notices the loss (ZooKeeper does)."""
+
+    @property
+    def refresh_interval(self) -> float:
+        """Deep Lake refreshes at 120 s of 300: ttl x 0.4."""
+        return self.ttl * 0.4
+
+
+class Backend(abc.ABC):
+    """One target: a dataset's lock files, or one ZooKeeper lock node."""
+
+    target: str
+    needs_session = False  # ZooKeeper: a lock lives only as long as the process holding it
+    atomic = True
+
+    @abc.abstractmethod
+    def status(self) -> LockStatus:
+        """Every lock of the target, judged now."""
+
+    @abc.abstractmethod
+    def try_acquire(self, *, ttl: float, note: str, shared: bool = False) -> LeaseHandle:
+        """One attempt. Raises LockBusy (held), CorruptLock, BackendError."""
+
+    @abc.abstractmethod
+    def adopt(self, token: str, *, ttl: float) -> LeaseHandle:
+        """The lease of another process of ours, proven by its token (`refresh --token`)."""
+
+    @abc.abstractmethod
+    def remove(self, *, force: bool, if_stale: bool, seen: LockInfo | None, include_waiters: bool = False) -> list[LockInfo]:
+        """Remove the target's lock without its token: only stale/corrupt ones unless `force`.
+
+        `seen` is the lock as the user was shown it; removal is refused if it changed since.
+        Returns what was removed.
+        """
+
+    def wait_for_change(self, delay: float) -> None:
+        """Block until the lock may have changed, at most `delay` seconds (polling by default)."""
+        time.sleep(delay)
+
+    def close(self) -> None:
+        """Free connections (ZooKeeper sessions)."""
+
+    def __enter__(self) -> Backend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,156 @@
+"""Lock files on local disk: link() for create, a directory flock around compare-and-swap.
+
+open(p, "xb") is O_EXCL but shows an empty file while it is being written, and
+fsspec's create mode is check-then-write, so create writes a complete temp file and
+link()s it into place, which fails if the name exists. Replace and delete re-read
+the file under an flock of its directory, so two dlock processes taking over the
+same stale lock cannot both win (the kernel drops the flock if a process dies).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import secrets
+from pathlib import Path
+from typing import Iterator
+
+from dlock.backends.base import Backend, Options
+from dlock.backends.lockfile import LockFileBackend
+from dlock.backends.store import AlreadyExists, Conflict, Store, Stored
+from dlock.errors import BackendError
+
+
+class LocalStore(Store):
+    def url(self, path: str) -> str:
+        return path
+
+    def join(self, base: str, *parts: str) -> str:
+        return os.path.join(base, *parts)
+
+    def is_dir(self, path: str) -> bool:
+        return os.path.isdir(path)
+
+    def list_dirs(self, path: str) -> list[str]:
+        try:
+            with os.scandir(path) as entries:
+                return [entry.name for entry in entries if entry.is_dir()]
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        except OSError as exc:
+            raise _backend_error(path, exc) from exc
+
+    def read(self, path: str) -> Stored | None:
+        try:
+            with open(path, "rb") as handle:
+                stat = os.fstat(handle.fileno())
+                data = handle.read()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except IsADirectoryError:
+            return Stored(b"", ("directory",), None)
+        except OSError as exc:
+            raise _backend_error(path, exc) from exc
+        return Stored(data, (stat.st_dev, stat.st_ino, stat.st_mtime_ns, stat.st_size), stat.st_mtime)
+
+    def prepare_parent(self, path: str) -> None:
+        """A head commit's versions/<id>/ directory may not exist yet; Deep Lake makes it too."""
+        try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+        except OSError as exc:
+            raise _backend_error(path, exc) from exc
+
+    def create(self, path: str, data: bytes) -> Stored:
+        temp = self._write_temp(path, data)
+        try:
+            os.link(temp, path)
+        except FileExistsError:
+            raise AlreadyExists(path) from None
+        except OSError as exc:
+            raise _backend_error(path, exc) from exc
+        finally:
+            _unlink_quietly(temp)
+        stored = self.read(path)
+        assert stored is not None
+        return stored
+
+    def replace(self, path: str, data: bytes, expected: Stored) -> Stored:
+        with self._guard(path):
+            self._check(path, expected)
+            temp = self._write_temp(path, data)
+            try:
+                os.replace(temp, path)
+            except OSError as exc:
+                _unlink_quietly(temp)
+                raise _backend_error(path, exc) from exc
+            stored = self.read(path)
+        assert stored is not None
+        return stored
+
+    def delete(self, path: str, expected: Stored) -> None:
+        with self._guard(path):
+            self._check(path, expected)
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                raise Conflict(path) from None
+            except OSError as exc:
+                raise _backend_error(path, exc) from exc
+
+    def _check(self, path: str, expected: Stored) -> None:
+        current = self.read(path)
+        if current is None or current.version != expected.version or current.data != expected.data:
+            raise Conflict(path)
+
+    @contextlib.contextmanager
+    def _guard(self, path: str) -> Iterator[None]:
+        try:
+            fd = os.open(os.path.dirname(path) or ".", os.O_RDONLY | os.O_DIRECTORY)
+        except OSError as exc:
+            raise _backend_error(path, exc) from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing drops the flock
+
+    def _write_temp(self, path: str, data: bytes) -> str:
+        directory, name = os.path.split(path)
+        temp = os.path.join(directory, f".{name}.{secrets.token_hex(6)}.tmp")
+        try:
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            try:
+                os.write(fd, data)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            _unlink_quietly(temp)
+            raise _backend_error(path, exc) from exc
+        return temp
+
+
+def _unlink_quietly(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+
+
+def _backend_error(path: str, exc: OSError) -> BackendError:
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return BackendError(f"{path}: permission denied ({exc.strerror}). Check who owns the dataset directory.")
+    if exc.errno == errno.EROFS:
+        return BackendError(f"{path}: the file system is read-only, so no lock can be written there.")
+    return BackendError(f"{path}: {exc.strerror or exc}.")
+
+
+def local_path(location: str) -> str:
+    """file:///data/ds and ./ds alike, as an absolute path."""
+    if location.startswith("file://"):
+        location = location[len("file://") :]
+    return str(Path(location).expanduser().absolute())
+
+
+def open_backend(target: str, location: str, options: Options) -> Backend:
+    return LockFileBackend(LocalStore(), local_path(location), target, options)

@@ -1,0 +1,384 @@
+"""Lock files beside a dataset, on any Store: layout, judging, acquire, takeover, refresh, release.
+
+Which file Deep Lake checks: it locks the head commit it opens. That is
+`<dataset>/dataset_lock.lock` while the head is the first commit, otherwise
+`<dataset>/versions/<head>/dataset_lock.lock`; version_control_info.json names each
+branch's head. A lock at the root of a dataset with commits does not stop Deep Lake.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import getpass
+import hashlib
+import json
+import os
+import secrets
+import socket
+import time
+import uuid
+from typing import Callable
+
+from dlock import codec
+from dlock._version import __version__
+from dlock.backends.base import Backend, LeaseHandle, Options
+from dlock.backends.store import AlreadyExists, Conflict, Store, Stored
+from dlock.errors import CorruptLock, LockBusy, LockLost, NotFound, NotOwner, UsageError
+from dlock.model import Holder, LockInfo, LockStatus, State
+
+LOCK_NAME = "dataset_lock.lock"
+VERSION_INFO = "version_control_info.json"
+FIRST_COMMIT = "firstdbf9474d461a19e9333c2fd19b46115348f"
+# Deep Lake 3.9 also takes short (10 s) locks at the root while it writes these files.
+SHORT_LOCKS = ("version_control_info.lock", "queries.lock")
+
+
+@dataclasses.dataclass(frozen=True)
+class LockFile:
+    path: str
+    version: str | None = None
+    branch: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Layout:
+    kind: str  # "deeplake" or "directory"
+    target_lock: LockFile  # the one acquire takes
+    all_locks: tuple[LockFile, ...]
+
+
+class LockFileBackend(Backend):
+    def __init__(self, store: Store, dataset: str, target: str, options: Options) -> None:
+        self.store = store
+        self.dataset = dataset
+        self.target = target
+        self.options = options
+        self.atomic = store.atomic
+
+    # -- layout -------------------------------------------------------------------
+
+    def layout(self) -> Layout:
+        if not self.store.is_dir(self.dataset):
+            raise NotFound(
+                f"{self.target}: no such dataset or directory. Check the path; dlock never creates a dataset."
+            )
+        branches = self._branch_heads()
+        heads = {commit: branch for branch, commit in branches.items()}
+        root = LockFile(self.store.join(self.dataset, LOCK_NAME))
+        locks = [root] + [LockFile(self.store.join(self.dataset, name)) for name in SHORT_LOCKS]
+        for commit in sorted(self.store.list_dirs(self.store.join(self.dataset, "versions"))):
+            path = self.store.join(self.dataset, "versions", commit, LOCK_NAME)
+            locks.append(LockFile(path, commit, heads.get(commit)))
+        target_lock = self._target_lock(branches, root)
+        if target_lock.path not in {lock.path for lock in locks}:
+            locks.append(target_lock)
+        return Layout("deeplake" if branches else "directory", target_lock, tuple(locks))
+
+    def _branch_heads(self) -> dict[str, str]:
+        stored = self.store.read(self.store.join(self.dataset, VERSION_INFO))
+        if stored is None:
+            return {}
+        try:
+            branches = json.loads(stored.data)["branches"]
+            return {str(name): str(head) for name, head in branches.items()}
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise CorruptLock(
+                f"{self.target}: {VERSION_INFO} cannot be read, so dlock cannot tell which commit Deep Lake locks."
+            ) from None
+
+    def _target_lock(self, branches: dict[str, str], root: LockFile) -> LockFile:
+        commit = self.options.commit
+        if commit is None and branches:
+            if self.options.branch not in branches:
+                known = ", ".join(sorted(branches))
+                raise UsageError(f"{self.target}: no branch {self.options.branch!r} (branches: {known}).")
+            commit = branches[self.options.branch]
+        if commit is None or commit == FIRST_COMMIT:
+            return dataclasses.replace(root, version=commit, branch=self.options.branch if commit else None)
+        branch = next((name for name, head in branches.items() if head == commit), None)
+        return LockFile(self.store.join(self.dataset, "versions", commit, LOCK_NAME), commit, branch)
+
+    # -- reading ------------------------------------------------------------------
+
+    def status(self) -> LockStatus:
+        layout = self.layout()
+        infos = [self._judge(lock, self.store.read(lock.path)) for lock in layout.all_locks]
+        shown = tuple(
+            info for info in infos if info.state is not State.ABSENT or info.path == layout.target_lock.path
+        )
+        return LockStatus(self.target, layout.kind, layout.target_lock.path, shown, atomic=self.atomic)
+
+    def _judge(self, lock: LockFile, stored: Stored | None, now: float | None = None) -> LockInfo:
+        base = LockInfo(path=lock.path, state=State.ABSENT, version=lock.version, branch=lock.branch)
+        if stored is None:
+            return base
+        now = time.time() if now is None else now
+        fingerprint = _fingerprint(stored)
+        try:
+            record = codec.decode(stored.data)
+        except CorruptLock as exc:
+            return dataclasses.replace(
+                base, state=State.CORRUPT, reason=str(exc), store_modified=stored.modified, fingerprint=fingerprint
+            )
+        expires_at, written_at, ttl = self._times(record)
+        state = State.HELD if expires_at > now else State.STALE
+        holder = _holder(record)
+        skew = written_at - stored.modified if (stored.modified is not None and written_at is not None) else None
+        return dataclasses.replace(
+            base,
+            state=state,
+            format=record.format,
+            holder=holder,
+            expires_at=expires_at,
+            written_at=written_at,
+            age=None if written_at is None else now - written_at,
+            ttl=ttl,
+            store_modified=stored.modified,
+            clock_skew=skew,
+            warning=_unprotected_warning(state, holder, record),
+            fingerprint=fingerprint,
+        )
+
+    def _times(self, record: codec.LockRecord) -> tuple[float, float | None, float | None]:
+        """(expires_at, written_at, ttl) under the record's time convention (DESIGN 3.2)."""
+        if not record.time_is_expiry:
+            validity = self.options.validity or codec.DEEPLAKE_TTL
+            return record.time + validity, record.time, validity
+        payload = record.payload or {}
+        ttl = _number(payload.get("ttl"))
+        written = _number(payload.get("written"))
+        if record.payload is None and record.format == "deeplake-3.9":
+            ttl = codec.DEEPLAKE_TTL
+        if written is None and ttl is not None:
+            written = record.time - ttl
+        return record.time, written, ttl
+
+    # -- writing ------------------------------------------------------------------
+
+    def try_acquire(self, *, ttl: float, note: str, shared: bool = False) -> LeaseHandle:
+        if shared:
+            raise UsageError(f"{self.target}: lock files have no shared mode; --shared is for ZooKeeper targets.")
+        lock = self.layout().target_lock
+        if lock.version and lock.path != self.store.join(self.dataset, LOCK_NAME):
+            self.store_prepare(lock.path)
+        token = secrets.token_hex(16)
+        data = _new_lock_bytes(token, ttl, note)
+        try:
+            stored = self.store.create(lock.path, data)
+        except AlreadyExists:
+            stored = self._take_over_stale(lock, data, token)
+        return FileLease(self, lock.path, token, ttl, note, stored)
+
+    def store_prepare(self, path: str) -> None:
+        """Make the version directory of a head that has none yet (local disk only)."""
+        prepare: Callable[[str], None] | None = getattr(self.store, "prepare_parent", None)
+        if prepare is not None:
+            prepare(path)
+
+    def _take_over_stale(self, lock: LockFile, data: bytes, token: str) -> Stored:
+        current = self.store.read(lock.path)
+        if current is None:  # released between our create and our read: try once more
+            try:
+                return self.store.create(lock.path, data)
+            except AlreadyExists:
+                current = self.store.read(lock.path)
+        if current is None:
+            raise LockBusy(f"{self.target} is being locked and unlocked by others; try again.")
+        info = self._judge(lock, current)
+        if info.state is State.CORRUPT:
+            raise CorruptLock(
+                f"{lock.path} is corrupt ({info.reason}). Inspect it, then `dlock release --force` removes it."
+            )
+        if info.state is State.HELD:
+            if _owner(current) == token:  # our own write, answered as a conflict after a retry
+                return current
+            raise LockBusy(f"{self.target} is locked{_by(info.holder)}.", holder=info)
+        try:
+            return self.store.replace(lock.path, data, current)
+        except Conflict:
+            again = self.store.read(lock.path)
+            if again is not None and _owner(again) == token:
+                return again
+            raise LockBusy(f"{self.target} was taken over by another process first.") from None
+
+    def adopt(self, token: str, *, ttl: float) -> LeaseHandle:
+        lock = self.layout().target_lock
+        current = self.store.read(lock.path)
+        if current is None:
+            raise NotOwner(f"{self.target} is not locked; the lock was released or removed. Acquire it again.")
+        if _owner(current) != token:
+            raise NotOwner(f"{self.target}: the token does not own this lock (it was taken over or forced away).")
+        return FileLease(self, lock.path, token, ttl, None, current)
+
+    def remove(
+        self, *, force: bool, if_stale: bool, seen: LockInfo | None, include_waiters: bool = False
+    ) -> list[LockInfo]:
+        lock = self.layout().target_lock
+        current = self.store.read(lock.path)
+        info = self._judge(lock, current)
+        if current is None:
+            return []
+        if seen is not None and seen.fingerprint != info.fingerprint:
+            raise LockBusy(f"{lock.path} changed since it was shown; look again before removing it.", holder=info)
+        if info.state is State.CORRUPT and not force:
+            raise CorruptLock(f"{lock.path} is corrupt ({info.reason}); only --force removes it.")
+        if info.state is State.HELD and not force:
+            raise LockBusy(f"{self.target} is locked{_by(info.holder)}; it is not stale.", holder=info)
+        try:
+            self.store.delete(lock.path, current)
+        except Conflict:
+            raise LockBusy(f"{lock.path} changed while dlock removed it; look again.") from None
+        return [info]
+
+    # -- lease operations (FileLease calls these) ------------------------------------
+
+    def refresh_lease(self, lease: FileLease) -> Stored:
+        data = _new_lock_bytes(lease.token, lease.ttl, lease.note, created=lease.created)
+        expected = lease.stored
+        try:
+            return self.store.replace(lease.path, data, expected)
+        except Conflict:
+            current = self.store.read(lease.path)
+            if current is None or _owner(current) != lease.token:
+                raise LockLost(f"{self.target}: the lock was removed or taken over by someone else.") from None
+            # Ours, but the store's version moved (a retried write): refresh on what is there.
+            try:
+                return self.store.replace(lease.path, data, current)
+            except Conflict:
+                raise LockLost(f"{self.target}: the lock changed under us and is no longer ours.") from None
+
+    def release_lease(self, lease: FileLease) -> None:
+        try:
+            self.store.delete(lease.path, lease.stored)
+            return
+        except Conflict:
+            current = self.store.read(lease.path)
+        if current is None or _owner(current) != lease.token:
+            raise LockLost(f"{self.target}: the lock was already removed or taken over; nothing released.")
+        try:
+            self.store.delete(lease.path, current)
+        except Conflict:
+            raise LockLost(f"{self.target}: the lock changed under us; nothing released.") from None
+
+
+class FileLease(LeaseHandle):
+    def __init__(
+        self, backend: LockFileBackend, path: str, token: str, ttl: float, note: str | None, stored: Stored
+    ) -> None:
+        self.backend = backend
+        self.path = path
+        self.token = token
+        self.ttl = ttl
+        self.stored = stored
+        record = codec.decode(stored.data)
+        payload = record.payload or {}
+        self.note = note if note is not None else str(payload.get("note") or "")
+        self.created = _number(payload.get("created")) or time.time()
+        self.expires_at = record.time
+
+    def refresh(self) -> float:
+        self.stored = self.backend.refresh_lease(self)
+        self.expires_at = codec.decode(self.stored.data).time
+        return self.expires_at
+
+    def release(self) -> None:
+        self.backend.release_lease(self)
+
+
+def _new_lock_bytes(token: str, ttl: float, note: str | None, created: float | None = None) -> bytes:
+    now = time.time()
+    payload = {
+        "owner": token,
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "user": _user(),
+        "created": created if created is not None else now,
+        "written": now,
+        "ttl": ttl,
+        "note": note or "",
+        "tool": f"dlock/{__version__}",
+    }
+    return codec.encode(codec.LockRecord(codec.random_node_id(), now + ttl, payload=payload))
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return str(os.getuid())
+
+
+def _owner(stored: Stored) -> str | None:
+    try:
+        return codec.decode(stored.data).owner_token
+    except CorruptLock:
+        return None
+
+
+def _fingerprint(stored: Stored) -> str:
+    return hashlib.sha256(stored.data + repr(stored.version).encode()).hexdigest()[:16]
+
+
+def _number(value: object) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _holder(record: codec.LockRecord) -> Holder:
+    payload = record.payload or {}
+    host = payload.get("host") if isinstance(payload.get("host"), str) else None
+    if record.payload is not None:
+        this_machine = host == socket.gethostname()
+    else:  # Deep Lake compares uuid.getnode(); so do we
+        this_machine = record.node_id == uuid.getnode()
+    pid = record.pid if record.pid is not None else payload.get("pid")
+    pid = pid if isinstance(pid, int) and not isinstance(pid, bool) else None
+    return Holder(
+        node_id=codec.format_node_id(record.node_id),
+        this_machine=this_machine,
+        pid=pid,
+        host=host,
+        user=_text(payload.get("user")),
+        note=_text(payload.get("note")),
+        created=_number(payload.get("created")),
+        tool=_text(payload.get("tool")) or ("deeplake" if record.format.startswith("deeplake") else None),
+        pid_alive=_pid_alive(pid) if (this_machine and pid) else None,
+    )
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _pid_alive(pid: int) -> bool:
+    # Only meaningful on the holder's own host: pids repeat across hosts and containers.
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    return True
+
+
+def _unprotected_warning(state: State, holder: Holder, record: codec.LockRecord) -> str | None:
+    # Deep Lake 3.9.52 never refreshes its lock (its refresher's TypeError is swallowed),
+    # so a writer that runs longer than 300 s is unprotected while still alive.
+    if state is State.STALE and record.format == "deeplake-3.9" and holder.pid_alive:
+        return (
+            f"Deep Lake pid {holder.pid} on this machine is still running but its lock expired: "
+            "Deep Lake 3.9 never refreshes its lock, so that writer is unprotected. Guard such jobs with `dlock run`."
+        )
+    if state is State.HELD and holder.this_machine and holder.pid_alive is False:
+        return f"the holder (pid {holder.pid} on this machine) is dead; the lock goes stale when it expires."
+    return None
+
+
+def _by(holder: Holder | None) -> str:
+    if holder is None:
+        return ""
+    who = holder.user + "@" if holder.user else ""
+    where = holder.host or holder.node_id or "?"
+    pid = f" pid {holder.pid}" if holder.pid else ""
+    return f" by {who}{where}{pid}"

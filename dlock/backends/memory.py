@@ -1,0 +1,77 @@
+"""memory://: the in-process store of fsspec's MemoryFileSystem, for tests and the Python API.
+
+MemoryFileSystem itself is not atomic, so one process-wide lock makes every
+conditional operation a compare-and-swap between threads.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from fsspec.implementations.memory import MemoryFileSystem
+
+from dlock.backends.base import Backend, Options
+from dlock.backends.lockfile import LockFileBackend
+from dlock.backends.store import AlreadyExists, Conflict, Store, Stored
+
+_GUARD = threading.RLock()
+
+
+class MemoryStore(Store):
+    def __init__(self) -> None:
+        self.fs = MemoryFileSystem()
+
+    def url(self, path: str) -> str:
+        return "memory://" + path.lstrip("/")
+
+    def is_dir(self, path: str) -> bool:
+        with _GUARD:
+            return self.fs.isdir(path)
+
+    def list_dirs(self, path: str) -> list[str]:
+        with _GUARD:
+            if not self.fs.isdir(path):
+                return []
+            return [entry["name"].rstrip("/").rsplit("/", 1)[-1] for entry in self.fs.ls(path) if entry["type"] == "directory"]
+
+    def read(self, path: str) -> Stored | None:
+        with _GUARD:
+            entry = self.fs.store.get(self.fs._strip_protocol(path))
+            if entry is None:
+                return None
+            # Each write stores a new MemoryFile, so the object itself is the version.
+            return Stored(bytes(entry.getvalue()), id(entry), entry.modified.timestamp())
+
+    def _write(self, path: str, data: bytes) -> Stored:
+        self.fs.pipe_file(path, data)
+        stored = self.read(path)
+        assert stored is not None
+        return stored
+
+    def create(self, path: str, data: bytes) -> Stored:
+        with _GUARD:
+            if self.read(path) is not None:
+                raise AlreadyExists(path)
+            return self._write(path, data)
+
+    def replace(self, path: str, data: bytes, expected: Stored) -> Stored:
+        with _GUARD:
+            self._check(path, expected)
+            return self._write(path, data)
+
+    def delete(self, path: str, expected: Stored) -> None:
+        with _GUARD:
+            self._check(path, expected)
+            self.fs.rm_file(path)
+
+    def _check(self, path: str, expected: Stored) -> None:
+        current = self.read(path)
+        if current is None or current.version != expected.version or current.data != expected.data:
+            raise Conflict(path)
+
+
+def open_backend(target: str, location: str, options: Options) -> Backend:
+    path = "/" + location[len("memory://") :].strip("/")
+    return LockFileBackend(MemoryStore(), path, target, options)
+
+

@@ -1,0 +1,54 @@
+"""One hierarchy of errors; the CLI maps each class to one exit code (cli/exitcodes.py)."""
+
+from __future__ import annotations
+
+
+class DLockError(Exception):
+    """Base of every error dlock raises on purpose.
+
+    The message is one or two sentences that name the target and say what to do.
+    """
+
+
+class LockBusy(DLockError):
+    """The lock is held by someone else (or a wait timed out)."""
+
+    def __init__(self, message: str, holder: object | None = None) -> None:
+        super().__init__(message)
+        self.holder = holder
+
+
+class UsageError(DLockError):
+    """Bad option, bad target, bad duration."""
+
+
+class LockLost(DLockError):
+    """A lock we held was taken away (forced, expired, or the session died)."""
+
+
+class BackendError(DLockError):
+    """The store or ZooKeeper failed: unreachable, no such bucket, permission denied."""
+
+
+class NotFound(BackendError):
+    """The dataset (directory, bucket prefix, node) does not exist."""
+
+
+class CorruptLock(DLockError):
+    """A lock file that cannot be read as a lock."""
+
+
+class Refused(DLockError):
+    """dlock refused to act: needs confirmation, or the caller is not the owner."""
+
+
+class NotOwner(Refused):
+    """The token given does not own the lock."""
+
+
+class Interrupted(DLockError):
+    """A wait was stopped by SIGINT/SIGTERM."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"interrupted by signal {signum}")
+        self.signum = signum

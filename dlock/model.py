@@ -1,0 +1,93 @@
+"""Plain data that the API returns and the CLI renders; the JSON schema is these fields."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from typing import Any
+
+
+class State(str, enum.Enum):
+    ABSENT = "absent"
+    HELD = "held"
+    STALE = "stale"
+    CORRUPT = "corrupt"
+
+
+@dataclasses.dataclass(frozen=True)
+class Holder:
+    """Who wrote a lock: what the lock file (or ZooKeeper node) says about its owner."""
+
+    node_id: str | None = None  # aa:bb:cc:dd:ee:ff, from the lock file's first six bytes
+    this_machine: bool = False
+    pid: int | None = None
+    host: str | None = None
+    user: str | None = None
+    note: str | None = None
+    created: float | None = None
+    tool: str | None = None  # "dlock/0.1.0", "deeplake" or None when unknown
+    pid_alive: bool | None = None  # known only for a holder on this machine
+    mode: str | None = None  # ZooKeeper: "write" or "read"
+    node: str | None = None  # ZooKeeper: the contender's child node name
+    session_id: str | None = None  # ZooKeeper: hex session id of the owner
+    identifier: str | None = None  # ZooKeeper: node data that is not dlock's JSON
+
+
+@dataclasses.dataclass(frozen=True)
+class LockInfo:
+    """One lock: a lock file, or one ZooKeeper contender."""
+
+    path: str
+    state: State
+    version: str | None = None  # the Deep Lake commit the lock file guards; None for the root
+    branch: str | None = None  # the branch whose head this version is
+    format: str | None = None  # "deeplake-3.9", "deeplake-legacy", "dlock", "zookeeper"
+    holder: Holder | None = None
+    expires_at: float | None = None
+    written_at: float | None = None
+    age: float | None = None  # seconds since the holder last wrote the lock
+    ttl: float | None = None
+    store_modified: float | None = None
+    clock_skew: float | None = None  # writer's clock minus the store's, seconds
+    reason: str | None = None  # why corrupt
+    warning: str | None = None
+    waiting: bool = False  # ZooKeeper: a contender that does not hold the lock yet
+    fingerprint: str | None = None  # identifies the exact object judged; removal checks it
+
+
+@dataclasses.dataclass(frozen=True)
+class LockStatus:
+    """Every lock of one target, and the one `acquire` would take."""
+
+    target: str
+    kind: str  # "deeplake", "directory", "zookeeper"
+    lock_path: str
+    locks: tuple[LockInfo, ...]
+    atomic: bool = True  # False on stores without conditional writes (DESIGN 3.3)
+
+    @property
+    def state(self) -> State:
+        states = {lock.state for lock in self.locks if not lock.waiting}
+        for state in (State.CORRUPT, State.HELD, State.STALE):
+            if state in states:
+                return state
+        return State.ABSENT
+
+    @property
+    def primary(self) -> LockInfo | None:
+        """The lock that `acquire` would take, if it exists."""
+        return next((lock for lock in self.locks if lock.path == self.lock_path), None)
+
+
+def to_jsonable(value: Any) -> Any:
+    """Dataclasses and enums to JSON-ready dicts, keeping field order."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        result = {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        if isinstance(value, LockStatus):
+            result["state"] = value.state.value
+        return result
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(item) for item in value]
+    return value
