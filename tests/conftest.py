@@ -92,7 +92,8 @@ class DlockRunner:
     """Runs the real `dlock` process, as a user would."""
 
     def __init__(self, env: dict[str, str] | None = None) -> None:
-        self.env = dict(os.environ, NO_COLOR="1", **(env or {}))
+        # PYTHONPATH: the process runs the tree under test, even from a git worktree.
+        self.env = dict(os.environ, NO_COLOR="1", PYTHONPATH=str(TESTS.parent), **(env or {}))
         self.env.pop("DLOCK_ZK_HOSTS", None)
 
     def __call__(self, *args: str, env: dict[str, str] | None = None, input: str | None = None, timeout: float = 60) -> Result:
