@@ -88,6 +88,8 @@ def to_jsonable(value: Any) -> Any:
         return result
     if isinstance(value, enum.Enum):
         return value.value
+    if isinstance(value, dict):
+        return {key: to_jsonable(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
         return [to_jsonable(item) for item in value]
     return value

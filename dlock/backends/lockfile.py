@@ -371,7 +371,10 @@ def _unprotected_warning(state: State, holder: Holder, record: codec.LockRecord)
             "Deep Lake 3.9 never refreshes its lock, so that writer is unprotected. Guard such jobs with `dlock run`."
         )
     if state is State.HELD and holder.this_machine and holder.pid_alive is False:
-        return f"the holder (pid {holder.pid} on this machine) is dead; the lock goes stale when it expires."
+        return (
+            f"the process that took it (pid {holder.pid} on this machine) has exited; "
+            "unless its token is used to refresh it, the lock goes stale when it expires."
+        )
     return None
 
 

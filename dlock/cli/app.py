@@ -1,0 +1,373 @@
+"""dlock's commands: read options, call the Python API, render, map errors to exit codes.
+
+No lock logic lives here (STYLE: the library first, the CLI a thin skin).
+"""
+
+import os
+import signal
+import sys
+from typing import List, Optional
+
+import click
+import typer
+
+from dlock import api
+from dlock._version import __version__
+from dlock.cli import output
+from dlock.cli.exitcodes import BUSY, CORRUPT, INTERNAL, OK, REFUSED, exit_code_for
+from dlock.cli.runner import run_locked
+from dlock.durations import parse_duration
+from dlock.errors import DLockError, Interrupted, LockBusy, Refused, UsageError
+from dlock.model import LockStatus, State
+
+app = typer.Typer(
+    name="dlock",
+    help="Administer dataset write locks: Deep Lake 3 lock files (local, S3, GCS, fsspec) and ZooKeeper lock nodes.",
+    add_completion=True,
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+_debug = False
+
+# -- shared options --------------------------------------------------------------------
+
+StorageOption = typer.Option(
+    None, "--storage-option", "-o", metavar="KEY=VALUE", help="Passed to the fsspec filesystem (repeatable)."
+)
+Branch = typer.Option("main", "--branch", "-b", help="Deep Lake branch whose head is locked.")
+Commit = typer.Option(None, "--commit", help="Lock this Deep Lake commit's version directly.")
+ZkTimeout = typer.Option("10", "--zk-timeout", metavar="DURATION", help="ZooKeeper connect/operation timeout.")
+ZkAuth = typer.Option(None, "--zk-auth", metavar="USER:PASSWORD", help="ZooKeeper digest auth.", envvar="DLOCK_ZK_AUTH", show_envvar=False)
+Json = typer.Option(False, "--json", help="Print one JSON document (schema in the README).")
+
+
+def _options(
+    storage_option: Optional[List[str]],
+    branch: str = "main",
+    commit: Optional[str] = None,
+    validity: Optional[float] = None,
+    zk_timeout: str = "10",
+    zk_auth: Optional[str] = None,
+) -> dict:
+    storage = {}
+    for item in storage_option or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"storage option {item!r} is not KEY=VALUE.")
+        storage[key.strip()] = value
+    return {
+        "storage_options": storage,
+        "branch": branch,
+        "commit": commit,
+        "validity": validity,
+        "zk_timeout": parse_duration(zk_timeout, what="--zk-timeout"),
+        "zk_auth": zk_auth,
+    }
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        output.emit(f"dlock {__version__}")
+        raise typer.Exit()
+
+
+def _debug_callback(value: bool) -> None:
+    global _debug
+    _debug = value
+
+
+@app.callback()
+def main_options(
+    version: bool = typer.Option(False, "--version", "-V", callback=_version_callback, is_eager=True, help="Print the version and exit."),
+    debug: bool = typer.Option(False, "--debug", callback=_debug_callback, is_eager=True, help="Show tracebacks of errors."),
+) -> None:
+    """Exit codes: 0 ok/free, 1 busy or timed out, 2 usage, 3 lock lost, 4 storage error, 5 corrupt lock, 6 refused."""
+
+
+# -- status ------------------------------------------------------------------------------
+
+
+@app.command()
+def status(
+    targets: List[str] = typer.Argument(..., metavar="TARGET...", help="Dataset paths/URLs or zk:// lock nodes."),
+    json_output: bool = Json,
+    ttl: Optional[str] = typer.Option(None, "--ttl", metavar="DURATION", help="Validity of a 14-byte (older Deep Lake) lock; default 300s."),
+    storage_option: Optional[List[str]] = StorageOption,
+    branch: str = Branch,
+    commit: Optional[str] = Commit,
+    zk_timeout: str = ZkTimeout,
+    zk_auth: Optional[str] = ZkAuth,
+) -> None:
+    """Show every lock of each TARGET. Exit 0 when all are free, 1 when one is held, 5 when one is corrupt."""
+    validity = parse_duration(ttl, what="--ttl") if ttl is not None else None
+    opts = _options(storage_option, branch, commit, validity, zk_timeout, zk_auth)
+    statuses = [api.status(target, **opts) for target in targets]
+    if json_output:
+        overall = _overall(statuses)
+        output.emit_json({"state": overall.value, "targets": statuses})
+    else:
+        output.render_status(statuses)
+    raise typer.Exit(_status_code(statuses))
+
+
+def _overall(statuses: List[LockStatus]) -> State:
+    states = {s.state for s in statuses}
+    return next((state for state in (State.CORRUPT, State.HELD, State.STALE) if state in states), State.ABSENT)
+
+
+def _status_code(statuses: List[LockStatus]) -> int:
+    return {State.CORRUPT: CORRUPT, State.HELD: BUSY}.get(_overall(statuses), OK)
+
+
+# -- acquire / refresh / release ---------------------------------------------------------
+
+
+@app.command()
+def acquire(
+    target: str = typer.Argument(..., metavar="TARGET"),
+    timeout: str = typer.Option("0", "--timeout", "-t", metavar="DURATION", help="0 fails at once, -1 waits forever."),
+    ttl: str = typer.Option("300", "--ttl", metavar="DURATION", help="Lock lifetime unless refreshed."),
+    note: str = typer.Option("", "--note", "-n", help="Free text stored with the lock (why you hold it)."),
+    hold: bool = typer.Option(False, "--hold", help="Keep holding and refreshing until SIGINT/SIGTERM, then release."),
+    shared: bool = typer.Option(False, "--shared", help="Take a shared (read) lock (ZooKeeper only)."),
+    json_output: bool = Json,
+    storage_option: Optional[List[str]] = StorageOption,
+    branch: str = Branch,
+    commit: Optional[str] = Commit,
+    zk_timeout: str = ZkTimeout,
+    zk_auth: Optional[str] = ZkAuth,
+) -> None:
+    """Take the lock and print its owner token (for `release --token` and `refresh`)."""
+    wait_seconds = parse_duration(timeout, what="--timeout", allow_forever=True)
+    ttl_seconds = _ttl(ttl)
+    opts = _options(storage_option, branch, commit, None, zk_timeout, zk_auth)
+    if not hold and _needs_session(target, opts):
+        raise UsageError(
+            f"{target}: a ZooKeeper lock lives only as long as the process that holds it, so plain "
+            "`acquire` would release it on exit. Use `dlock acquire --hold` or `dlock run`."
+        )
+    with _signals_interrupt(), output.WaitDisplay(target) as display:
+        lease = api.acquire(target, timeout=wait_seconds, ttl=ttl_seconds, note=note, shared=shared, on_wait=display, **opts)
+    document = {"target": target, "path": lease.path, "token": lease.token, "expires_at": lease.expires, "ttl": lease.ttl}
+    if json_output:
+        output.emit_json(document)
+    else:
+        output.emit(lease.token)
+        output.say(f"Locked {lease.path} (expires {output.relative(lease.expires)}).")
+    if hold:
+        sys.stdout.flush()
+        raise typer.Exit(_hold(lease))
+
+
+def _hold(lease: api.Lease) -> int:  # type: ignore[name-defined]
+    from dlock.cli.runner import hold_until_signal
+
+    return hold_until_signal(lease)
+
+
+def _needs_session(target: str, opts: dict) -> bool:
+    from dlock.targets import scheme_of
+
+    return scheme_of(target) == "zk"
+
+
+def _ttl(text: str) -> float:
+    seconds = parse_duration(text, what="--ttl")
+    if seconds <= 0:
+        raise UsageError("--ttl must be more than zero seconds.")
+    return seconds
+
+
+@app.command()
+def refresh(
+    target: str = typer.Argument(..., metavar="TARGET"),
+    token: str = typer.Option(..., "--token", help="The owner token `acquire` printed.", envvar="DLOCK_TOKEN", show_envvar=True),
+    ttl: str = typer.Option("300", "--ttl", metavar="DURATION", help="New lifetime from now."),
+    json_output: bool = Json,
+    storage_option: Optional[List[str]] = StorageOption,
+    branch: str = Branch,
+    commit: Optional[str] = Commit,
+) -> None:
+    """Extend a lock you hold (exit 6 if the token does not own it)."""
+    opts = _options(storage_option, branch, commit)
+    lease = api.refresh(target, token, ttl=_ttl(ttl), **opts)
+    if json_output:
+        output.emit_json({"target": target, "path": lease.path, "expires_at": lease.expires, "ttl": lease.ttl})
+    else:
+        output.say(f"Refreshed {lease.path} (expires {output.relative(lease.expires)}).")
+
+
+@app.command()
+def release(
+    target: str = typer.Argument(..., metavar="TARGET"),
+    token: Optional[str] = typer.Option(None, "--token", help="Release the lock this token owns."),
+    force: bool = typer.Option(False, "--force", help="Remove the lock whoever holds it (asks first)."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="With --force: do not ask (needed without a terminal)."),
+    if_stale: bool = typer.Option(False, "--if-stale", help="Remove the lock only if it is stale."),
+    all_contenders: bool = typer.Option(False, "--all", help="With --force on ZooKeeper: also remove waiters."),
+    json_output: bool = Json,
+    storage_option: Optional[List[str]] = StorageOption,
+    branch: str = Branch,
+    commit: Optional[str] = Commit,
+    zk_timeout: str = ZkTimeout,
+    zk_auth: Optional[str] = ZkAuth,
+) -> None:
+    """Release a lock: your own (--token), a stale one (--if-stale), or anyone's (--force)."""
+    if sum((token is not None, force, if_stale)) != 1:
+        raise UsageError("release needs exactly one of --token T, --force or --if-stale.")
+    if yes and not force:
+        raise UsageError("--yes only applies to --force.")
+    opts = _options(storage_option, branch, commit, None, zk_timeout, zk_auth)
+    seen = None
+    if force:
+        seen = _confirm_force(target, yes, all_contenders, opts)
+        if seen is None:
+            if json_output:
+                output.emit_json({"target": target, "removed": []})
+            raise typer.Exit(OK)
+    removed = api.release(target, token=token, force=force, if_stale=if_stale, seen=seen, include_waiters=all_contenders, **opts)
+    if json_output:
+        output.emit_json({"target": target, "removed": removed})
+    elif removed:
+        for lock in removed:
+            output.say(f"Released {lock.path}.")
+    else:
+        output.say(f"{target}: there was no lock to release.")
+
+
+def _confirm_force(target: str, yes: bool, include_waiters: bool, opts: dict):  # type: ignore[no-untyped-def]
+    current = api.status(target, **opts)
+    locks = [lock for lock in current.locks if lock.state is not State.ABSENT and (include_waiters or not lock.waiting)]
+    primary = current.primary
+    if not locks or (primary is not None and primary.state is State.ABSENT and current.kind != "zookeeper"):
+        output.say(f"{target}: not locked; nothing to remove.")
+        return None
+    shown = [primary] if current.kind != "zookeeper" and primary is not None else locks
+    output.say(f"{target}: about to remove")
+    output.render_locks_for_confirmation(shown)
+    if not yes:
+        if not sys.stdin.isatty():
+            raise Refused(f"{target}: --force removes a lock someone may hold; without a terminal to ask, pass --yes as well.")
+        if not click.confirm("Remove it?", default=False, err=True):
+            raise Refused(f"{target}: nothing removed.")
+    return shown[0] if current.kind != "zookeeper" else None
+
+
+# -- wait / run --------------------------------------------------------------------------
+
+
+@app.command()
+def wait(
+    targets: List[str] = typer.Argument(..., metavar="TARGET..."),
+    timeout: str = typer.Option("-1", "--timeout", "-t", metavar="DURATION", help="Give up after this long (exit 1); -1 waits forever."),
+    json_output: bool = Json,
+    storage_option: Optional[List[str]] = StorageOption,
+    branch: str = Branch,
+    commit: Optional[str] = Commit,
+    zk_timeout: str = ZkTimeout,
+    zk_auth: Optional[str] = ZkAuth,
+) -> None:
+    """Wait until every TARGET is free (absent or stale). Exit 0 when free, 1 on timeout."""
+    import time
+
+    limit = parse_duration(timeout, what="--timeout", allow_forever=True)
+    opts = _options(storage_option, branch, commit, None, zk_timeout, zk_auth)
+    started = time.monotonic()
+    free = True
+    with _signals_interrupt():
+        for target in targets:
+            left = -1.0 if limit < 0 else max(0.0, limit - (time.monotonic() - started))
+            with output.WaitDisplay(target) as display:
+                if not api.wait(target, timeout=None if left < 0 else left, on_wait=display, **opts):
+                    free = False
+                    break
+    waited = time.monotonic() - started
+    if json_output:
+        output.emit_json({"free": free, "waited": round(waited, 3), "targets": targets})
+    elif not free:
+        output.say(f"{target}: still locked after {timeout}.")
+    raise typer.Exit(OK if free else BUSY)
+
+
+@app.command()
+def run(
+    target: str = typer.Argument(..., metavar="TARGET"),
+    command: List[str] = typer.Argument(..., metavar="-- COMMAND [ARG...]", help="The command to run while holding the lock."),
+    timeout: str = typer.Option("0", "--timeout", "-t", metavar="DURATION", help="How long to wait for the lock; -1 forever."),
+    ttl: str = typer.Option("300", "--ttl", metavar="DURATION", help="Lock lifetime; refreshed at 40% of it."),
+    note: str = typer.Option("", "--note", "-n", help="Free text stored with the lock."),
+    shared: bool = typer.Option(False, "--shared", help="Take a shared (read) lock (ZooKeeper only)."),
+    conflict_exit_code: Optional[int] = typer.Option(None, "--conflict-exit-code", help="Exit with this code instead of 1 when the lock stays busy."),
+    grace: str = typer.Option("10", "--grace", metavar="DURATION", help="After losing the lock: time between SIGTERM and SIGKILL of COMMAND."),
+    storage_option: Optional[List[str]] = StorageOption,
+    branch: str = Branch,
+    commit: Optional[str] = Commit,
+    zk_timeout: str = ZkTimeout,
+    zk_auth: Optional[str] = ZkAuth,
+) -> None:
+    """Hold the lock while COMMAND runs; exit with its status (3 if the lock is lost)."""
+    if command and command[0] == "--":
+        command = command[1:]
+    if not command:
+        raise UsageError("run needs a command after --, as in: dlock run ./ds -- python ingest.py")
+    wait_seconds = parse_duration(timeout, what="--timeout", allow_forever=True)
+    ttl_seconds = _ttl(ttl)
+    grace_seconds = parse_duration(grace, what="--grace")
+    opts = _options(storage_option, branch, commit, None, zk_timeout, zk_auth)
+    try:
+        with _signals_interrupt(), output.WaitDisplay(target) as display:
+            lease = api.acquire(target, timeout=wait_seconds, ttl=ttl_seconds, note=note or " ".join(command)[:200], shared=shared, on_wait=display, **opts)
+    except LockBusy as busy:
+        if conflict_exit_code is None:
+            raise
+        output.error(str(busy))
+        raise typer.Exit(conflict_exit_code)
+    raise typer.Exit(run_locked(lease, command, grace_seconds))
+
+
+# -- entry point ---------------------------------------------------------------------------
+
+
+class _signals_interrupt:
+    """While waiting for a lock, SIGTERM stops dlock promptly (exit 143), like SIGINT (130)."""
+
+    def __enter__(self) -> None:
+        def interrupt(signum: int, frame: object) -> None:
+            raise Interrupted(signum)
+
+        self._previous = signal.signal(signal.SIGTERM, interrupt)
+
+    def __exit__(self, *exc: object) -> None:
+        signal.signal(signal.SIGTERM, self._previous)
+
+
+def run() -> None:
+    try:
+        code = app(standalone_mode=False)
+    except click.exceptions.Abort:
+        code = 130
+    except click.ClickException as exc:
+        exc.show()
+        code = exc.exit_code
+    except DLockError as exc:
+        if _debug:
+            import traceback
+
+            traceback.print_exc()
+        output.error(str(exc))
+        code = exit_code_for(exc)
+    except KeyboardInterrupt:
+        output.error("interrupted.")
+        code = 130
+    except Exception as exc:  # a bug: say so in one sentence, the traceback with --debug
+        if _debug:
+            raise
+        output.error(f"internal error: {type(exc).__name__}: {exc}. Run again with --debug for the traceback, and report it.")
+        code = INTERNAL
+    sys.stdout.flush()
+    sys.exit(code if isinstance(code, int) else 0)
+
+

@@ -1,0 +1,233 @@
+"""All rendering: rich tables on a terminal, plain aligned text when piped, JSON on request.
+
+Commands never print directly. rich is imported only when a terminal will show it,
+so piped and --json output start fast.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from typing import Any, Iterable, Sequence, TextIO
+
+from dlock.durations import format_duration
+from dlock.model import Holder, LockInfo, LockStatus, State, to_jsonable
+
+STATE_STYLE = {State.HELD: "bold red", State.STALE: "yellow", State.ABSENT: "green", State.CORRUPT: "bold magenta"}
+STATE_LABEL = {State.HELD: "held", State.STALE: "stale", State.ABSENT: "free", State.CORRUPT: "corrupt"}
+
+
+def fancy(stream: TextIO) -> bool:
+    """Rich output only on a terminal; NO_COLOR keeps the layout but drops colour (rich honours it)."""
+    return stream.isatty() and os.environ.get("TERM") != "dumb"
+
+
+def _console(stream: TextIO):  # type: ignore[no-untyped-def]
+    from rich.console import Console
+
+    return Console(file=stream, highlight=False, soft_wrap=False)
+
+
+# -- sentences ------------------------------------------------------------------------
+
+
+def say(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def warn(message: str) -> None:
+    print(f"dlock: warning: {message}", file=sys.stderr)
+
+
+def error(message: str) -> None:
+    print(f"dlock: {message}", file=sys.stderr)
+
+
+def emit(text: str) -> None:
+    """A value scripts capture (a token): stdout, alone on its line."""
+    print(text)
+
+
+def emit_json(document: Any) -> None:
+    print(json.dumps(to_jsonable(document), indent=2))
+
+
+def emit_json_line(document: Any) -> None:
+    print(json.dumps(to_jsonable(document), separators=(",", ":")), flush=True)
+
+
+# -- relative times -------------------------------------------------------------------
+
+
+def relative(when: float | None, now: float | None = None) -> str:
+    if when is None:
+        return ""
+    delta = when - (time.time() if now is None else now)
+    return f"in {format_duration(delta)}" if delta >= 0 else f"{format_duration(delta)} ago"
+
+
+def expiry_text(lock: LockInfo) -> str:
+    if lock.state is State.HELD and lock.expires_at is not None:
+        return f"expires {relative(lock.expires_at)}"
+    if lock.state is State.STALE and lock.expires_at is not None:
+        return f"expired {relative(lock.expires_at)}"
+    if lock.waiting:
+        return "waiting"
+    return ""
+
+
+def holder_text(holder: Holder | None) -> str:
+    if holder is None:
+        return ""
+    parts = []
+    if holder.mode:
+        parts.append(holder.mode)
+    who = (holder.user + "@") if holder.user else ""
+    if holder.host:
+        parts.append(who + holder.host)
+    elif holder.node_id:
+        parts.append(holder.node_id)
+    if holder.pid is not None:
+        alive = "" if holder.pid_alive is None else (" alive" if holder.pid_alive else " dead")
+        parts.append(f"pid {holder.pid}{alive}")
+    if holder.this_machine and not holder.host:
+        parts.append("(this machine)")
+    if holder.tool and holder.tool != "dlock" and not holder.tool.startswith("dlock/"):
+        parts.append(f"[{holder.tool}]")
+    if holder.identifier:
+        parts.append(repr(holder.identifier) if len(holder.identifier) < 40 else repr(holder.identifier[:37] + "..."))
+    if holder.note:
+        parts.append(f'"{holder.note}"')
+    return " ".join(parts)
+
+
+# -- status ----------------------------------------------------------------------------
+
+COLUMNS = ("LOCK", "BRANCH", "STATE", "HOLDER", "EXPIRY", "AGE", "SKEW")
+
+
+def _short(status: LockStatus, lock: LockInfo) -> str:
+    if status.kind == "zookeeper":
+        return lock.path.rsplit("/", 1)[-1] if lock.holder else lock.path
+    base = status.target.rstrip("/")
+    path = lock.path
+    for prefix in (base + "/", base.split("://", 1)[-1].lstrip("/") + "/"):
+        index = path.find(prefix)
+        if index >= 0:
+            path = path[index + len(prefix) :]
+            break
+    if lock.version and len(lock.version) > 12:
+        path = path.replace(lock.version, lock.version[:8] + "…")
+    return path
+
+
+def _row(status: LockStatus, lock: LockInfo) -> tuple[str, ...]:
+    skew = f"{lock.clock_skew:+.1f}s" if lock.clock_skew is not None and abs(lock.clock_skew) >= 0.05 else ""
+    return (
+        _short(status, lock),
+        lock.branch or "",
+        STATE_LABEL[lock.state] + (" (waiting)" if lock.waiting else ""),
+        holder_text(lock.holder) or (lock.reason or ""),
+        expiry_text(lock),
+        format_duration(lock.age) if lock.age is not None and lock.state is not State.ABSENT else "",
+        skew,
+    )
+
+
+def _headline(status: LockStatus) -> str:
+    kind = {"deeplake": "Deep Lake dataset", "directory": "directory", "zookeeper": "ZooKeeper lock"}.get(status.kind, status.kind)
+    text = f"{status.target}: {STATE_LABEL[status.state]} ({kind})"
+    if not status.atomic:
+        text += " [store without conditional writes: locking is not atomic]"
+    return text
+
+
+def render_status(statuses: Sequence[LockStatus], stream: TextIO | None = None) -> None:
+    stream = stream or sys.stdout
+    if fancy(stream):
+        _render_status_rich(statuses, stream)
+    else:
+        _render_status_plain(statuses, stream)
+
+
+def _render_status_plain(statuses: Sequence[LockStatus], stream: TextIO) -> None:
+    for index, status in enumerate(statuses):
+        if index:
+            print(file=stream)
+        print(_headline(status), file=stream)
+        rows = [COLUMNS] + [_row(status, lock) for lock in status.locks]
+        used = [i for i in range(len(COLUMNS)) if any(row[i] for row in rows[1:])]
+        widths = {i: max(len(row[i]) for row in rows) for i in used}
+        for row in rows:
+            print("  " + "  ".join(row[i].ljust(widths[i]) for i in used).rstrip(), file=stream)
+        _render_warnings(status, lambda text: print(f"  ! {text}", file=stream))
+
+
+def _render_status_rich(statuses: Sequence[LockStatus], stream: TextIO) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    console = _console(stream)
+    for status in statuses:
+        style = STATE_STYLE[status.state]
+        title = Text.assemble((status.target, "bold"), ": ", (STATE_LABEL[status.state], style))
+        table = Table(title=title, title_justify="left", box=None, header_style="bold dim", pad_edge=False)
+        rows = [_row(status, lock) for lock in status.locks]
+        used = [i for i in range(len(COLUMNS)) if any(row[i] for row in rows)]
+        for i in used:
+            table.add_column(COLUMNS[i], no_wrap=i != 3)
+        for lock, row in zip(status.locks, rows):
+            cells = [Text(row[i], style=STATE_STYLE[lock.state] if i == 2 else "") for i in used]
+            table.add_row(*cells)
+        console.print(table)
+        if not status.atomic:
+            console.print("  [yellow]store without conditional writes: locking is not atomic[/]")
+        _render_warnings(status, lambda text: console.print(Text("  ! " + text, style="yellow")))
+        console.print()
+
+
+def _render_warnings(status: LockStatus, write: Any) -> None:
+    for lock in status.locks:
+        if lock.warning:
+            write(f"{_short(status, lock)}: {lock.warning}")
+
+
+def render_locks_for_confirmation(locks: Iterable[LockInfo]) -> None:
+    for lock in locks:
+        say(f"  {lock.path}: {STATE_LABEL[lock.state]}, {holder_text(lock.holder) or lock.reason or 'unknown holder'}"
+            + (f", {expiry_text(lock)}" if expiry_text(lock) else ""))
+
+
+# -- waiting -----------------------------------------------------------------------------
+
+
+class WaitDisplay:
+    """A spinner with the holder and the time waited, on a terminal; silent otherwise."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+        self._status = None
+        self._enabled = fancy(sys.stderr)
+
+    def __enter__(self) -> WaitDisplay:
+        return self
+
+    def __call__(self, busy: Exception, waited: float) -> None:
+        if not self._enabled:
+            return
+        holder = getattr(busy, "holder", None)
+        if isinstance(holder, LockStatus):
+            holder = holder.primary or next((lock for lock in holder.locks if lock.state is State.HELD), None)
+        who = holder_text(holder.holder) if isinstance(holder, LockInfo) else ""
+        text = f"waiting for {self.target}" + (f", held by {who}" if who else "") + f" ({format_duration(waited)})"
+        if self._status is None:
+            self._status = _console(sys.stderr).status(text)
+            self._status.start()
+        else:
+            self._status.update(text)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._status is not None:
+            self._status.stop()

@@ -1,0 +1,105 @@
+"""Holding a lock around a child process (`run`) or until a signal (`acquire --hold`)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from typing import Sequence
+
+from dlock.cli import output
+from dlock.cli.exitcodes import LOST, OK
+from dlock.errors import LockLost
+from dlock.lease import Lease
+
+FORWARDED = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT, signal.SIGQUIT)
+
+
+def run_locked(lease: Lease, command: Sequence[str], grace: float) -> int:
+    """Run `command` while `lease` is refreshed; its exit status, or 3 if the lock was lost."""
+    env = dict(os.environ, DLOCK_TARGET=lease.target, DLOCK_TOKEN=lease.token, DLOCK_LOCK_HELD="1")
+    # On a terminal the child shares our process group, so Ctrl-C reaches it directly
+    # (and it can read the terminal); otherwise it gets its own group and we forward.
+    own_group = not sys.stdin.isatty()
+    try:
+        child = subprocess.Popen(list(command), env=env, process_group=0 if own_group else None)
+    except OSError as exc:
+        _release_quietly(lease)
+        output.error(f"cannot run {command[0]!r}: {exc.strerror or exc}.")
+        return 127 if isinstance(exc, FileNotFoundError) else 126
+
+    lost = threading.Event()
+
+    def on_lost(reason: str) -> None:
+        lost.set()
+        output.error(f"lock lost: {reason} Stopping {command[0]!r} (SIGTERM, SIGKILL after {grace:g}s).")
+        _signal(child, signal.SIGTERM)
+        killer = threading.Timer(grace, _signal, (child, signal.SIGKILL))
+        killer.daemon = True
+        killer.start()
+
+    def forward(signum: int, frame: object) -> None:
+        if signum != signal.SIGINT or own_group:
+            _signal(child, signum)
+
+    previous = {signum: signal.signal(signum, forward) for signum in FORWARDED}
+    try:
+        lease.keep_alive(on_lost)
+        returncode = child.wait()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if lost.is_set():
+        return LOST
+    try:
+        lease.release()
+    except LockLost as exc:
+        output.error(f"lock lost while {command[0]!r} ran: {exc}")
+        return LOST
+    return 128 - returncode if returncode < 0 else returncode
+
+
+def hold_until_signal(lease: Lease) -> int:
+    """`acquire --hold`: refresh until SIGINT/SIGTERM/SIGHUP, then release; 3 if lost."""
+    stop = threading.Event()
+    lost = threading.Event()
+
+    def on_lost(reason: str) -> None:
+        output.error(f"lock lost: {reason}")
+        lost.set()
+        stop.set()
+
+    previous = {signum: signal.signal(signum, lambda *_: stop.set()) for signum in FORWARDED[:3]}
+    try:
+        lease.keep_alive(on_lost)
+        while not stop.wait(0.5):
+            pass
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if lost.is_set():
+        return LOST
+    try:
+        lease.release()
+    except LockLost as exc:
+        output.error(str(exc))
+        return LOST
+    output.say(f"Released {lease.path}.")
+    return OK
+
+
+def _signal(child: subprocess.Popen[bytes], signum: int) -> None:
+    if child.poll() is None:
+        try:
+            child.send_signal(signum)
+        except ProcessLookupError:
+            pass
+
+
+def _release_quietly(lease: Lease) -> None:
+    try:
+        lease.release()
+    except Exception as exc:  # the lock expires by itself; say why it may linger
+        output.warn(f"could not release {lease.path}: {exc}")
