@@ -1,0 +1,142 @@
+"""What only the local command line shows: entry points, usage errors, holding, imports, the real Deep Lake dataset."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import TESTS, dlock_executable
+from dlock._version import __version__
+
+
+def test_version_help_and_python_m_work(local_cli):
+    version = local_cli("--version")
+    assert version.code == 0 and version.out.strip() == f"dlock {__version__}"
+    help_text = local_cli("--help")
+    assert help_text.code == 0
+    for verb in ("status", "acquire", "refresh", "release", "wait", "run"):
+        assert verb in help_text.out
+    module = subprocess.run([sys.executable, "-m", "dlock", "--version"], capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": str(TESTS.parent)})
+    assert module.returncode == 0 and __version__ in module.stdout
+
+
+@pytest.mark.parametrize("args", [
+    ("status",),
+    ("acquire", ".", "--timeout", "soon"),
+    ("acquire", ".", "--ttl", "0"),
+    ("acquire", ".", "--bogus"),
+    ("release", "."),
+    ("release", ".", "--force", "--token", "x"),
+    ("run", "."),
+    ("status", "s3:/bucket/ds"),
+    ("status", ".", "-o", "novalue"),
+])
+def test_usage_errors_exit_2_without_traceback(local_cli, tmp_path, args):
+    result = local_cli(*[str(tmp_path) if a == "." else a for a in args])
+    assert result.code == 2, result
+    assert "Traceback" not in result.err and result.err.strip()
+
+
+def test_debug_shows_the_traceback(local_cli, tmp_path):
+    quiet = local_cli("status", str(tmp_path / "missing"))
+    loud = local_cli("--debug", "status", str(tmp_path / "missing"))
+    assert quiet.code == loud.code == 4
+    assert "Traceback" not in quiet.err and "Traceback" in loud.err
+
+
+def test_status_of_several_targets_exits_1_if_any_is_held(local_cli, tmp_path):
+    free, held = tmp_path / "a", tmp_path / "b"
+    free.mkdir(), held.mkdir()
+    local_cli("acquire", str(held))
+    result = local_cli("status", str(free), str(held))
+    assert result.code == 1
+    assert f"{free}: free" in result.out and f"{held}: held" in result.out
+    document = json.loads(local_cli("status", str(free), str(held), "--json").out)
+    assert [t["state"] for t in document["targets"]] == ["absent", "held"] and document["state"] == "held"
+
+
+def test_piped_output_is_plain_text(local_cli, tmp_path):
+    result = local_cli("status", str(tmp_path))
+    assert "\x1b[" not in result.out and "LOCK" in result.out
+
+
+def test_acquire_hold_refreshes_until_sigterm_then_releases(local_cli, tmp_path):
+    holder = local_cli.popen("acquire", str(tmp_path), "--hold", "--ttl", "1")
+    token = holder.stdout.readline().strip()
+    assert len(token) == 32
+    time.sleep(2.5)  # longer than the ttl: only refreshing keeps it held
+    assert local_cli("status", str(tmp_path)).code == 1
+    holder.send_signal(signal.SIGTERM)
+    assert holder.wait(timeout=10) == 0
+    assert local_cli("status", str(tmp_path)).code == 0
+
+
+def test_acquire_hold_exits_3_when_the_lock_is_forced_away(local_cli, tmp_path):
+    holder = local_cli.popen("acquire", str(tmp_path), "--hold", "--ttl", "1")
+    holder.stdout.readline()
+    assert local_cli("release", str(tmp_path), "--force", "--yes").code == 0
+    assert holder.wait(timeout=10) == 3
+
+
+def test_sigint_while_waiting_exits_130(local_cli, tmp_path):
+    local_cli("acquire", str(tmp_path))
+    waiter = local_cli.popen("wait", str(tmp_path))
+    time.sleep(1.0)
+    waiter.send_signal(signal.SIGINT)
+    assert waiter.wait(timeout=5) == 130
+
+
+def test_run_forwards_sigterm_to_the_command(local_cli, tmp_path):
+    runner = local_cli.popen("run", str(tmp_path), "--", "sh", "-c", "trap 'exit 42' TERM; while :; do sleep 0.05; done")
+    deadline = time.monotonic() + 10
+    while local_cli("status", str(tmp_path)).code != 1:
+        assert time.monotonic() < deadline
+    time.sleep(0.3)
+    runner.send_signal(signal.SIGTERM)
+    assert runner.wait(timeout=10) == 42
+    assert local_cli("status", str(tmp_path)).code == 0
+
+
+def test_run_of_a_missing_command_exits_127_and_releases(local_cli, tmp_path):
+    result = local_cli("run", str(tmp_path), "--", "no-such-command-here")
+    assert result.code == 127 and "no-such-command-here" in result.err
+    assert local_cli("status", str(tmp_path)).code == 0
+
+
+def test_real_deeplake_dataset_shows_both_leftover_locks(local_cli, deeplake_dataset):
+    result = local_cli("status", str(deeplake_dataset), "--json")
+    assert result.code == 0  # both leftovers long expired
+    target = json.loads(result.out)["targets"][0]
+    by_branch = {lock["branch"]: lock for lock in target["locks"]}
+    assert target["kind"] == "deeplake"
+    assert set(by_branch) == {"main", "alt"}
+    for lock in by_branch.values():
+        assert lock["state"] == "stale" and lock["format"] == "deeplake-3.9"
+        assert lock["holder"]["node_id"] == "02:fc:00:00:00:01" and lock["holder"]["tool"] == "deeplake"
+    assert target["lock_path"] == by_branch["main"]["path"]
+
+
+def test_status_of_a_local_dataset_imports_no_cloud_or_zookeeper_client(tmp_path):
+    probe = (
+        "import sys, runpy; sys.argv = ['dlock', 'status', sys.argv[1]]\n"
+        "try:\n    runpy.run_module('dlock', run_name='__main__')\n"
+        "except SystemExit:\n    pass\n"
+        "heavy = [m for m in ('s3fs', 'gcsfs', 'kazoo', 'boto3', 'botocore', 'aiobotocore', 'fsspec', 'rich', 'pydantic') if m in sys.modules]\n"
+        "print('HEAVY=' + ','.join(heavy))"
+    )
+    result = subprocess.run([sys.executable, "-c", probe, str(tmp_path)], capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": str(TESTS.parent)})
+    assert result.returncode == 0, result.stderr
+    assert "free" in result.stdout
+    assert result.stdout.strip().splitlines()[-1] == "HEAVY=", result.stdout
+
+
+def test_installed_entry_point_exists():
+    assert dlock_executable()
