@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import time
-from typing import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Callable, Iterator, Mapping
 
 from dlock.backends.base import Backend, Options
 from dlock.errors import LockBusy, UsageError
 from dlock.lease import Lease
 from dlock.model import LockInfo, LockStatus, State
 from dlock.targets import open_backend
+
+if TYPE_CHECKING:
+    from dlock.fleet import FleetReport
 
 DEFAULT_TTL = 300.0
 FIRST_DELAY, MAX_DELAY, BACKOFF = 0.05, 1.0, 1.5
@@ -154,3 +157,19 @@ def _retry_while_busy(backend: Backend, attempt: Callable[[], object], timeout: 
             pause = delay if timeout < 0 else min(delay, max(0.0, timeout - waited))
             backend.wait_for_change(pause)
             delay = min(MAX_DELAY, delay * BACKOFF)
+
+
+def scan_locks(
+    root: str, *, depth: int = 8, on_progress: Callable[[int, int], None] | None = None, **kwargs: object
+) -> FleetReport:
+    """Every dataset lock under `root` (a directory tree or bucket prefix), judged now."""
+    from dlock import fleet
+    from dlock.backends.lockfile import LockFileBackend
+
+    with open_backend(root, options(**kwargs)) as backend:  # type: ignore[arg-type]
+        scan_tree = getattr(backend, "scan_tree", None)
+        if scan_tree is not None:  # ZooKeeper: a subtree of lock nodes
+            return scan_tree(depth=depth, on_progress=on_progress)  # type: ignore[no-any-return]
+        if not isinstance(backend, LockFileBackend):
+            raise UsageError(f"{root}: listing is not supported for this kind of target.")
+        return fleet.scan(root, depth=depth, backend=backend, on_progress=on_progress)

@@ -42,6 +42,18 @@ class LocalStore(Store):
         except OSError as exc:
             raise _backend_error(path, exc) from exc
 
+    def scan(self, path: str) -> tuple[list[str], list[str]]:
+        dirs, files = [], []
+        try:
+            with os.scandir(path) as entries:
+                for entry in entries:
+                    (dirs if entry.is_dir() else files).append(entry.name)
+        except (FileNotFoundError, NotADirectoryError):
+            pass
+        except OSError as exc:
+            raise _backend_error(path, exc) from exc
+        return dirs, files
+
     def read(self, path: str) -> Stored | None:
         try:
             with open(path, "rb") as handle:

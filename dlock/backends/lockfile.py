@@ -108,50 +108,8 @@ class LockFileBackend(Backend):
         )
         return LockStatus(self.target, layout.kind, layout.target_lock.path, shown, atomic=self.atomic)
 
-    def _judge(self, lock: LockFile, stored: Stored | None, now: float | None = None) -> LockInfo:
-        base = LockInfo(path=lock.path, state=State.ABSENT, version=lock.version, branch=lock.branch)
-        if stored is None:
-            return base
-        now = time.time() if now is None else now
-        fingerprint = _fingerprint(stored)
-        try:
-            record = codec.decode(stored.data)
-        except CorruptLock as exc:
-            return dataclasses.replace(
-                base, state=State.CORRUPT, reason=str(exc), store_modified=stored.modified, fingerprint=fingerprint
-            )
-        expires_at, written_at, ttl = self._times(record)
-        state = State.HELD if expires_at > now else State.STALE
-        holder = _holder(record)
-        skew = written_at - stored.modified if (stored.modified is not None and written_at is not None) else None
-        return dataclasses.replace(
-            base,
-            state=state,
-            format=record.format,
-            holder=holder,
-            expires_at=expires_at,
-            written_at=written_at,
-            age=None if written_at is None else now - written_at,
-            ttl=ttl,
-            store_modified=stored.modified,
-            clock_skew=skew,
-            warning=_unprotected_warning(state, holder, record),
-            fingerprint=fingerprint,
-        )
-
-    def _times(self, record: codec.LockRecord) -> tuple[float, float | None, float | None]:
-        """(expires_at, written_at, ttl) under the record's time convention (DESIGN 3.2)."""
-        if not record.time_is_expiry:
-            validity = self.options.validity or codec.DEEPLAKE_TTL
-            return record.time + validity, record.time, validity
-        payload = record.payload or {}
-        ttl = _number(payload.get("ttl"))
-        written = _number(payload.get("written"))
-        if record.payload is None and record.format == "deeplake-3.9":
-            ttl = codec.DEEPLAKE_TTL
-        if written is None and ttl is not None:
-            written = record.time - ttl
-        return record.time, written, ttl
+    def _judge(self, lock: LockFile, stored: Stored | None) -> LockInfo:
+        return judge_lock(lock, stored, self.options.validity)
 
     # -- writing ------------------------------------------------------------------
 
@@ -259,6 +217,54 @@ class LockFileBackend(Backend):
             self.store.delete(lease.path, current)
         except Conflict:
             raise LockLost(f"{self.target}: the lock changed under us; nothing released.") from None
+
+
+def judge_lock(lock: LockFile, stored: Stored | None, validity: float | None, now: float | None = None) -> LockInfo:
+    """What a lock file says, judged at `now`: absent, held, stale or corrupt."""
+    base = LockInfo(path=lock.path, state=State.ABSENT, version=lock.version, branch=lock.branch)
+    if stored is None:
+        return base
+    now = time.time() if now is None else now
+    fingerprint = _fingerprint(stored)
+    try:
+        record = codec.decode(stored.data)
+    except CorruptLock as exc:
+        return dataclasses.replace(
+            base, state=State.CORRUPT, reason=str(exc), store_modified=stored.modified, fingerprint=fingerprint
+        )
+    expires_at, written_at, ttl = _times(record, validity)
+    state = State.HELD if expires_at > now else State.STALE
+    holder = _holder(record)
+    skew = written_at - stored.modified if (stored.modified is not None and written_at is not None) else None
+    return dataclasses.replace(
+        base,
+        state=state,
+        format=record.format,
+        holder=holder,
+        expires_at=expires_at,
+        written_at=written_at,
+        age=None if written_at is None else now - written_at,
+        ttl=ttl,
+        store_modified=stored.modified,
+        clock_skew=skew,
+        warning=_unprotected_warning(state, holder, record),
+        fingerprint=fingerprint,
+    )
+
+
+def _times(record: codec.LockRecord, validity: float | None) -> tuple[float, float | None, float | None]:
+    """(expires_at, written_at, ttl) under the record's time convention (DESIGN 3.2)."""
+    if not record.time_is_expiry:
+        validity = validity or codec.DEEPLAKE_TTL
+        return record.time + validity, record.time, validity
+    payload = record.payload or {}
+    ttl = _number(payload.get("ttl"))
+    written = _number(payload.get("written"))
+    if record.payload is None and record.format == "deeplake-3.9":
+        ttl = codec.DEEPLAKE_TTL
+    if written is None and ttl is not None:
+        written = record.time - ttl
+    return record.time, written, ttl
 
 
 class FileLease(LeaseHandle):

@@ -46,6 +46,20 @@ class Store(abc.ABC):
     def list_dirs(self, path: str) -> list[str]:
         """Names of the subdirectories of `path` (empty when there is none)."""
 
+    def scan(self, path: str) -> tuple[list[str], list[str]]:
+        """(subdirectory names, file names) directly under `path`, for walking a tree.
+
+        The default serves fsspec-based stores through `self.fs`; listings are never
+        cached, since another client may have just written a lock.
+        """
+        fs = getattr(self, "fs")
+        fs.invalidate_cache(path)
+        dirs, files = [], []
+        for entry in fs.ls(path, detail=True):
+            name = entry["name"].rstrip("/").rsplit("/", 1)[-1]
+            (dirs if entry["type"] == "directory" else files).append(name)
+        return dirs, files
+
     @abc.abstractmethod
     def read(self, path: str) -> Stored | None:
         """The object and its version, or None when absent."""

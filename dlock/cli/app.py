@@ -3,7 +3,6 @@
 No lock logic lives here (STYLE: the library first, the CLI a thin skin).
 """
 
-import os
 import signal
 import sys
 from typing import List, Optional
@@ -14,7 +13,7 @@ import typer
 from dlock import api
 from dlock._version import __version__
 from dlock.cli import output
-from dlock.cli.exitcodes import BUSY, CORRUPT, INTERNAL, OK, REFUSED, exit_code_for
+from dlock.cli.exitcodes import BACKEND, BUSY, CORRUPT, INTERNAL, OK, exit_code_for
 from dlock.cli.runner import run_locked
 from dlock.durations import parse_duration
 from dlock.errors import DLockError, Interrupted, LockBusy, Refused, UsageError
@@ -326,6 +325,102 @@ def run(
         output.error(str(busy))
         raise typer.Exit(conflict_exit_code)
     raise typer.Exit(run_locked(lease, command, grace_seconds))
+
+
+# -- list / clean ---------------------------------------------------------------------------
+
+
+Root = typer.Argument(..., metavar="ROOT", help="A directory tree, bucket prefix or ZooKeeper subtree.")
+Depth = typer.Option(8, "--depth", help="How many directory levels below ROOT to look for datasets.")
+LegacyTtl = typer.Option(None, "--ttl", metavar="DURATION", help="Validity of 14-byte (older Deep Lake) locks.")
+
+
+def _scan_fleet(root: str, depth: int, ttl: Optional[str], storage_option: Optional[List[str]], zk_timeout: str, zk_auth: Optional[str]):  # type: ignore[no-untyped-def]
+    validity = parse_duration(ttl, what="--ttl") if ttl is not None else None
+    opts = _options(storage_option, validity=validity, zk_timeout=zk_timeout, zk_auth=zk_auth)
+    with output.Progress(f"scanning {root}") as progress:
+        return api.scan_locks(root, depth=depth, on_progress=progress, **opts)
+
+
+@app.command("list")
+def list_(
+    root: str = Root,
+    stale: bool = typer.Option(False, "--stale", help="Only stale (and corrupt) locks."),
+    held: bool = typer.Option(False, "--held", help="Only held locks."),
+    depth: int = Depth,
+    json_output: bool = typer.Option(False, "--json", help="One JSON object per lock (JSON lines)."),
+    ttl: Optional[str] = LegacyTtl,
+    storage_option: Optional[List[str]] = StorageOption,
+    zk_timeout: str = ZkTimeout,
+    zk_auth: Optional[str] = ZkAuth,
+) -> None:
+    """List every dataset lock under ROOT, with a summary (N held, M stale, K corrupt)."""
+    report = _scan_fleet(root, depth, ttl, storage_option, zk_timeout, zk_auth)
+    entries = [e for e in report.locks if _wanted(e.lock.state, stale, held)]
+    if json_output:
+        for entry in entries:
+            output.emit_json_line({"dataset": entry.dataset, **output.jsonable(entry.lock)})
+        output.say(report.summary())
+    else:
+        output.render_fleet(entries)
+        output.emit(report.summary())
+    raise typer.Exit(_report_errors(report))
+
+
+def _wanted(state: State, stale: bool, held: bool) -> bool:
+    if not (stale or held):
+        return True
+    return (stale and state in (State.STALE, State.CORRUPT)) or (held and state is State.HELD)
+
+
+def _report_errors(report) -> int:  # type: ignore[no-untyped-def]
+    for problem in report.errors:
+        output.error(problem)
+    return BACKEND if report.errors else OK
+
+
+@app.command()
+def clean(
+    root: str = Root,
+    older_than: Optional[str] = typer.Option(None, "--older-than", metavar="DURATION", help="Also remove held locks not refreshed for this long."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be removed; remove nothing."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask (needed without a terminal)."),
+    depth: int = Depth,
+    json_output: bool = typer.Option(False, "--json", help="One JSON object per lock acted on (JSON lines)."),
+    ttl: Optional[str] = LegacyTtl,
+    storage_option: Optional[List[str]] = StorageOption,
+    zk_timeout: str = ZkTimeout,
+    zk_auth: Optional[str] = ZkAuth,
+) -> None:
+    """Remove stale and corrupt locks under ROOT (and with --older-than, abandoned ones); never a held lock otherwise."""
+    from dlock import fleet
+
+    if dry_run and yes:
+        raise UsageError("--dry-run and --yes contradict each other; choose one.")
+    age = parse_duration(older_than, what="--older-than") if older_than is not None else None
+    if not (dry_run or yes or sys.stdin.isatty()):
+        raise Refused(f"{root}: clean removes locks; without a terminal to ask, pass --yes (or --dry-run to look first).")
+    report = _scan_fleet(root, depth, ttl, storage_option, zk_timeout, zk_auth)
+    chosen = fleet.removable(report, older_than=age)
+    if not chosen:
+        output.say(f"{report.summary()} Nothing to remove.")
+        raise typer.Exit(_report_errors(report))
+    if not (dry_run or yes):
+        output.render_fleet(chosen, stream=sys.stderr)
+        if not click.confirm(f"Remove these {len(chosen)} locks?", default=False, err=True):
+            raise Refused(f"{root}: nothing removed.")
+    results = fleet.remove(report, chosen, dry_run=dry_run)
+    for result in results:
+        if json_output:
+            output.emit_json_line({"action": result.outcome, "dataset": result.dataset, "detail": result.detail, **output.jsonable(result.lock)})
+        else:
+            output.render_removal(result)
+    failed = [r for r in results if r.outcome == "failed"]
+    done = sum(r.outcome in ("removed", "would-remove") for r in results)
+    verb = "would remove" if dry_run else "removed"
+    output.say(f"{root}: {verb} {done} of {len(results)} locks" + (f", {len(failed)} failed." if failed else "."))
+    code = _report_errors(report)
+    raise typer.Exit(BACKEND if failed else code)
 
 
 # -- entry point ---------------------------------------------------------------------------

@@ -203,16 +203,34 @@ def render_locks_for_confirmation(locks: Iterable[LockInfo]) -> None:
 # -- waiting -----------------------------------------------------------------------------
 
 
-class WaitDisplay:
-    """A spinner with the holder and the time waited, on a terminal; silent otherwise."""
+class _LiveLine:
+    """One spinner line on stderr, on a terminal only; gone when the block ends."""
 
-    def __init__(self, target: str) -> None:
-        self.target = target
+    def __init__(self) -> None:
         self._status = None
         self._enabled = fancy(sys.stderr)
 
-    def __enter__(self) -> WaitDisplay:
+    def show(self, text: str) -> None:
+        if self._status is None:
+            self._status = _console(sys.stderr).status(text)
+            self._status.start()
+        else:
+            self._status.update(text)
+
+    def __enter__(self):  # type: ignore[no-untyped-def]
         return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._status is not None:
+            self._status.stop()
+
+
+class WaitDisplay(_LiveLine):
+    """A spinner with the holder and the time waited."""
+
+    def __init__(self, target: str) -> None:
+        super().__init__()
+        self.target = target
 
     def __call__(self, busy: Exception, waited: float) -> None:
         if not self._enabled:
@@ -221,13 +239,74 @@ class WaitDisplay:
         if isinstance(holder, LockStatus):
             holder = holder.primary or next((lock for lock in holder.locks if lock.state is State.HELD), None)
         who = holder_text(holder.holder) if isinstance(holder, LockInfo) else ""
-        text = f"waiting for {self.target}" + (f", held by {who}" if who else "") + f" ({format_duration(waited)})"
-        if self._status is None:
-            self._status = _console(sys.stderr).status(text)
-            self._status.start()
-        else:
-            self._status.update(text)
+        self.show(f"waiting for {self.target}" + (f", held by {who}" if who else "") + f" ({format_duration(waited)})")
 
-    def __exit__(self, *exc: object) -> None:
-        if self._status is not None:
-            self._status.stop()
+
+# -- fleet (list / clean) -------------------------------------------------------------------
+
+FLEET_COLUMNS = ("DATASET", "LOCK", "STATE", "HOLDER", "EXPIRY", "AGE")
+
+
+def jsonable(value: Any) -> Any:
+    return to_jsonable(value)
+
+
+def _fleet_row(entry: Any) -> tuple[str, ...]:
+    lock: LockInfo = entry.lock
+    relative_path = lock.path[len(entry.dataset) :].lstrip("/") if lock.path.startswith(entry.dataset) else lock.path
+    if lock.version and len(lock.version) > 12:
+        relative_path = relative_path.replace(lock.version, lock.version[:8] + "…")
+    return (
+        entry.dataset,
+        relative_path,
+        STATE_LABEL[lock.state],
+        holder_text(lock.holder) or (lock.reason or ""),
+        expiry_text(lock),
+        format_duration(lock.age) if lock.age is not None else "",
+    )
+
+
+def render_fleet(entries: Sequence[Any], stream: TextIO | None = None) -> None:
+    stream = stream or sys.stdout
+    rows = [_fleet_row(entry) for entry in entries]
+    if not rows:
+        return
+    if fancy(stream):
+        from rich.table import Table
+        from rich.text import Text
+
+        table = Table(box=None, header_style="bold dim", pad_edge=False)
+        for column in FLEET_COLUMNS:
+            table.add_column(column, no_wrap=column != "HOLDER")
+        for entry, row in zip(entries, rows):
+            table.add_row(*[Text(cell, style=STATE_STYLE[entry.lock.state] if i == 2 else "") for i, cell in enumerate(row)])
+        _console(stream).print(table)
+        return
+    widths = [max(len(row[i]) for row in [FLEET_COLUMNS, *rows]) for i in range(len(FLEET_COLUMNS))]
+    for row in [FLEET_COLUMNS, *rows]:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip(), file=stream)
+
+
+def render_removal(result: Any) -> None:
+    label = {"removed": "removed", "would-remove": "would remove", "kept": "kept", "failed": "FAILED"}[result.outcome]
+    state = STATE_LABEL[result.lock.state]
+    detail = f": {result.detail}" if result.detail else ""
+    print(f"{label} {result.lock.path} ({state}){detail}")
+
+
+class Progress(_LiveLine):
+    """A live count of directories scanned and locks found."""
+
+    def __init__(self, description: str) -> None:
+        super().__init__()
+        self.description = description
+        self._last = 0.0
+
+    def __call__(self, scanned: int, found: int) -> None:
+        if not self._enabled:
+            return
+        now = time.monotonic()
+        if now - self._last < 0.1:
+            return
+        self._last = now
+        self.show(f"{self.description}: {scanned} directories, {found} lock files")

@@ -1,0 +1,209 @@
+"""Every dataset lock under a root (a directory tree, a bucket prefix): list them, clean them.
+
+The walk is concurrent (a bounded pool; on object stores each call goes out on
+fsspec's async loop, so many requests are in flight at once) and prunes at each
+dataset: a dataset's tensors are never listed, only its lock files and versions/.
+Each removal is conditional on the exact object that was judged, so a holder that
+refreshes between the look and the delete keeps its lock.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as futures
+import dataclasses
+import time
+from typing import Callable, Iterable
+
+from dlock.backends.lockfile import LOCK_NAME, SHORT_LOCKS, VERSION_INFO, LockFile, LockFileBackend, judge_lock
+from dlock.backends.store import Conflict, Store, Stored
+from dlock.errors import BackendError, DLockError, NotFound, UsageError
+from dlock.model import LockInfo, State
+
+DATASET_MARKERS = frozenset({"dataset_meta.json", VERSION_INFO, LOCK_NAME})
+ROOT_LOCKS = (LOCK_NAME, *SHORT_LOCKS)
+DEFAULT_DEPTH = 8
+CONCURRENCY = 32
+# Deep Lake writes its lock in place, so a reader can catch it half-written: a
+# corrupt lock is removed only once it has not changed for this long.
+CORRUPT_GRACE = 60.0
+
+# on_progress(directories_scanned, locks_found)
+ProgressCallback = Callable[[int, int], None]
+
+
+@dataclasses.dataclass(frozen=True)
+class FleetLock:
+    """One lock found under the root: the dataset it guards and how it was judged."""
+
+    dataset: str
+    lock: LockInfo
+
+
+@dataclasses.dataclass
+class FleetReport:
+    root: str
+    datasets: int
+    locks: list[FleetLock]
+    errors: list[str]  # directories that could not be listed, each a sentence
+    _stored: dict[str, Stored] = dataclasses.field(default_factory=dict, repr=False)
+    _store: Store | None = dataclasses.field(default=None, repr=False)
+
+    def count(self, state: State) -> int:
+        return sum(1 for entry in self.locks if entry.lock.state is state)
+
+    def summary(self) -> str:
+        if not self.datasets:
+            return f"{self.root}: no datasets found (nothing to list)."
+        return (
+            f"{self.datasets} datasets, {len(self.locks)} locks: {self.count(State.HELD)} held, "
+            f"{self.count(State.STALE)} stale, {self.count(State.CORRUPT)} corrupt."
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class Removal:
+    dataset: str
+    lock: LockInfo
+    outcome: str  # "removed", "would-remove", "kept" (changed since judged), "failed"
+    detail: str = ""
+
+
+def scan(
+    root: str,
+    *,
+    depth: int = DEFAULT_DEPTH,
+    backend: LockFileBackend,
+    concurrency: int = CONCURRENCY,
+    on_progress: ProgressCallback | None = None,
+) -> FleetReport:
+    """Find and judge every dataset lock under `root`."""
+    if depth < 0:
+        raise UsageError("--depth must be zero or more.")
+    store, base = backend.store, backend.dataset
+    if not store.is_dir(base):
+        raise NotFound(f"{root}: no such directory or prefix. Check the path.")
+    validity = backend.options.validity
+    report = FleetReport(root, 0, [], [], _store=store)
+    candidates: list[tuple[str, LockFile]] = []
+    scanned = 0
+    with futures.ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="dlock-scan") as pool:
+        try:
+            pending = {pool.submit(_scan_dir, store, base): (base, 0, "dir")}
+            while pending:
+                done, _ = futures.wait(pending, return_when=futures.FIRST_COMPLETED)
+                for future in done:
+                    path, level, kind = pending.pop(future)
+                    scanned += 1
+                    try:
+                        dirs, files = future.result()
+                    except DLockError as exc:
+                        report.errors.append(str(exc))
+                        continue
+                    if kind == "versions":
+                        for commit in dirs:
+                            candidates.append((_parent(store, path), LockFile(store.join(path, commit, LOCK_NAME), commit)))
+                        continue
+                    names = set(files) | set(dirs)  # a directory where a lock file should be is reported too
+                    if DATASET_MARKERS & names:
+                        report.datasets += 1
+                        candidates += [(path, LockFile(store.join(path, name))) for name in ROOT_LOCKS if name in names]
+                        if "versions" in dirs:
+                            versions = store.join(path, "versions")
+                            pending[pool.submit(_scan_dir, store, versions)] = (versions, level + 1, "versions")
+                    elif level < depth:
+                        for name in dirs:
+                            if not name.startswith("."):
+                                child = store.join(path, name)
+                                pending[pool.submit(_scan_dir, store, child)] = (child, level + 1, "dir")
+                    if on_progress is not None:
+                        on_progress(scanned, len(candidates))
+            reads = {pool.submit(_read, store, lock.path): (dataset, lock) for dataset, lock in candidates}
+            now = time.time()
+            for future in futures.as_completed(reads):
+                dataset, lock = reads[future]
+                stored, problem = future.result()
+                if problem is not None:
+                    info = LockInfo(path=lock.path, state=State.CORRUPT, version=lock.version, reason=problem)
+                    report.locks.append(FleetLock(dataset, info))
+                    continue
+                if stored is None:
+                    continue
+                report._stored[lock.path] = stored
+                report.locks.append(FleetLock(dataset, judge_lock(lock, stored, validity, now)))
+                if on_progress is not None:
+                    on_progress(scanned, len(candidates))
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+    report.locks.sort(key=lambda entry: (entry.dataset, entry.lock.path))
+    return report
+
+
+def removable(report: FleetReport, older_than: float | None = None, now: float | None = None) -> list[FleetLock]:
+    """Stale locks, corrupt ones that have not changed for a minute, and with `older_than`
+    held locks whose holder has not written them for that long. Never another held lock."""
+    now = time.time() if now is None else now
+    chosen = []
+    for entry in report.locks:
+        lock = entry.lock
+        if lock.state is State.STALE:
+            chosen.append(entry)
+        elif lock.state is State.CORRUPT:
+            if lock.store_modified is None or now - lock.store_modified >= CORRUPT_GRACE:
+                chosen.append(entry)
+        elif lock.state is State.HELD and older_than is not None and lock.age is not None and lock.age >= older_than:
+            chosen.append(entry)
+    return chosen
+
+
+def remove(
+    report: FleetReport, entries: Iterable[FleetLock], *, dry_run: bool = False, concurrency: int = CONCURRENCY
+) -> list[Removal]:
+    """Delete each lock only if it is still the object that was judged."""
+    entries = list(entries)
+    if dry_run:
+        return [Removal(entry.dataset, entry.lock, "would-remove") for entry in entries]
+    store = report._store
+    assert store is not None
+    with futures.ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="dlock-clean") as pool:
+        try:
+            jobs = [pool.submit(_remove_one, store, report._stored.get(entry.lock.path), entry) for entry in entries]
+            results = [job.result() for job in jobs]
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+    return results
+
+
+def _remove_one(store: Store, stored: Stored | None, entry: FleetLock) -> Removal:
+    if stored is None:
+        return Removal(entry.dataset, entry.lock, "failed", "it could not be read, so it cannot be removed safely")
+    try:
+        store.delete(entry.lock.path, stored)
+    except Conflict:
+        return Removal(entry.dataset, entry.lock, "kept", "it changed since it was judged (its holder refreshed it)")
+    except DLockError as exc:
+        return Removal(entry.dataset, entry.lock, "failed", str(exc))
+    return Removal(entry.dataset, entry.lock, "removed")
+
+
+def _scan_dir(store: Store, path: str) -> tuple[list[str], list[str]]:
+    try:
+        return store.scan(path)
+    except DLockError:
+        raise
+    except Exception as exc:  # a store's own error, named here with its directory
+        raise BackendError(f"{path}: could not be listed ({type(exc).__name__}: {exc}).") from exc
+
+
+def _read(store: Store, path: str) -> tuple[Stored | None, str | None]:
+    try:
+        return store.read(path), None
+    except DLockError as exc:
+        return None, f"unreadable: {exc}"
+    except Exception as exc:
+        return None, f"unreadable: {type(exc).__name__}: {exc}"
+
+
+def _parent(store: Store, versions_path: str) -> str:
+    return versions_path.rstrip("/").rsplit("/", 1)[0]
