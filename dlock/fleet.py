@@ -9,6 +9,7 @@ refreshes between the look and the delete keeps its lock.
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures as futures
 import dataclasses
 import time
@@ -73,7 +74,7 @@ def scan(
     *,
     depth: int = DEFAULT_DEPTH,
     backend: LockFileBackend,
-    concurrency: int = CONCURRENCY,
+    concurrency: int | None = None,
     on_progress: ProgressCallback | None = None,
 ) -> FleetReport:
     """Find and judge every dataset lock under `root`."""
@@ -83,13 +84,21 @@ def scan(
     if not store.is_dir(base):
         raise NotFound(f"{root}: no such directory or prefix. Check the path.")
     validity = backend.options.validity
+    if concurrency is None:
+        concurrency = CONCURRENCY if store.parallel_io else 1
     report = FleetReport(root, 0, [], [], _store=store)
     candidates: list[tuple[str, LockFile]] = []
     scanned = 0
     with futures.ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="dlock-scan") as pool:
         try:
-            pending = {pool.submit(_scan_dir, store, base): (base, 0, "dir")}
-            while pending:
+            # A queue feeds at most 2 x concurrency calls in flight: waiting on thousands of
+            # futures at once costs time quadratic in their number.
+            queue: collections.deque[tuple[str, int, str]] = collections.deque([(base, 0, "dir")])
+            pending: dict[futures.Future[tuple[list[str], list[str]]], tuple[str, int, str]] = {}
+            while queue or pending:
+                while queue and len(pending) < 2 * concurrency:
+                    item = queue.popleft()
+                    pending[pool.submit(_scan_dir, store, item[0])] = item
                 done, _ = futures.wait(pending, return_when=futures.FIRST_COMPLETED)
                 for future in done:
                     path, level, kind = pending.pop(future)
@@ -108,13 +117,9 @@ def scan(
                         report.datasets += 1
                         candidates += [(path, LockFile(store.join(path, name))) for name in ROOT_LOCKS if name in names]
                         if "versions" in dirs:
-                            versions = store.join(path, "versions")
-                            pending[pool.submit(_scan_dir, store, versions)] = (versions, level + 1, "versions")
+                            queue.append((store.join(path, "versions"), level + 1, "versions"))
                     elif level < depth:
-                        for name in dirs:
-                            if not name.startswith("."):
-                                child = store.join(path, name)
-                                pending[pool.submit(_scan_dir, store, child)] = (child, level + 1, "dir")
+                        queue.extend((store.join(path, name), level + 1, "dir") for name in dirs if not name.startswith("."))
                     if on_progress is not None:
                         on_progress(scanned, len(candidates))
             reads = {pool.submit(_read, store, lock.path): (dataset, lock) for dataset, lock in candidates}
@@ -157,7 +162,7 @@ def removable(report: FleetReport, older_than: float | None = None, now: float |
 
 
 def remove(
-    report: FleetReport, entries: Iterable[FleetLock], *, dry_run: bool = False, concurrency: int = CONCURRENCY
+    report: FleetReport, entries: Iterable[FleetLock], *, dry_run: bool = False, concurrency: int | None = None
 ) -> list[Removal]:
     """Delete each lock only if it is still the object that was judged."""
     entries = list(entries)
@@ -165,6 +170,8 @@ def remove(
         return [Removal(entry.dataset, entry.lock, "would-remove") for entry in entries]
     store = report._store
     assert store is not None
+    if concurrency is None:
+        concurrency = CONCURRENCY if store.parallel_io else 1
     with futures.ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="dlock-clean") as pool:
         try:
             jobs = [pool.submit(_remove_one, store, report._stored.get(entry.lock.path), entry) for entry in entries]

@@ -24,6 +24,7 @@ from dlock.errors import BackendError
 
 
 class LocalStore(Store):
+    parallel_io = False  # measured: threads only add GIL contention to cached stat calls
     def url(self, path: str) -> str:
         return path
 

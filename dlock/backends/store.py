@@ -30,6 +30,7 @@ class Stored:
 
 class Store(abc.ABC):
     atomic = True  # False: create/replace are write-wait-verify, not conditional
+    parallel_io = True  # many requests in flight pay off (network stores); not on local disk
 
     @abc.abstractmethod
     def url(self, path: str) -> str:
