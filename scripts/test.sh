@@ -3,6 +3,7 @@
 # The README's test command; .ci/run calls exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [ -x scripts/install-system-deps.sh ]; then scripts/install-system-deps.sh; fi
+scripts/install-system-deps.sh
+scripts/install-deeplake3.sh
 python3 -m pip install --quiet --disable-pip-version-check -e '.[test]'
 python3 -m pytest "$@"
