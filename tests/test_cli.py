@@ -62,6 +62,15 @@ def test_status_of_several_targets_exits_1_if_any_is_held(local_cli, tmp_path):
     assert [t["state"] for t in document["targets"]] == ["absent", "held"] and document["state"] == "held"
 
 
+def test_status_of_several_targets_reports_each_failure_and_still_shows_the_rest(local_cli, tmp_path):
+    result = local_cli("status", str(tmp_path), str(tmp_path / "missing"))
+    assert result.code == 4
+    assert f"{tmp_path}: free" in result.out and "missing" in result.err
+    document = json.loads(local_cli("status", str(tmp_path), str(tmp_path / "missing"), "--json").out)
+    assert [t["target"] for t in document["targets"]] == [str(tmp_path)]
+    assert document["errors"][0]["target"].endswith("missing")
+
+
 def test_piped_output_is_plain_text(local_cli, tmp_path):
     result = local_cli("status", str(tmp_path))
     assert "\x1b[" not in result.out and "LOCK" in result.out

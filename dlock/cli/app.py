@@ -103,13 +103,30 @@ def status(
     """Show every lock of each TARGET. Exit 0 when all are free, 1 when one is held, 5 when one is corrupt."""
     validity = parse_duration(ttl, what="--ttl") if ttl is not None else None
     opts = _options(storage_option, branch, commit, validity, zk_timeout, zk_auth)
-    statuses = [api.status(target, **opts) for target in targets]
+    if len(targets) == 1:  # one target: its error is the command's error
+        statuses, failures = [api.status(targets[0], **opts)], []
+    else:
+        statuses, failures = _status_each(targets, opts)
     if json_output:
         overall = _overall(statuses)
-        output.emit_json({"state": overall.value, "targets": statuses})
+        errors = [{"target": target, "error": str(exc)} for target, exc in failures]
+        output.emit_json({"state": overall.value, "targets": statuses, **({"errors": errors} if errors else {})})
     else:
         output.render_status(statuses)
-    raise typer.Exit(_status_code(statuses))
+    for _, exc in failures:
+        output.error(str(exc))
+    raise typer.Exit(max([exit_code_for(exc) for _, exc in failures], default=_status_code(statuses)))
+
+
+def _status_each(targets: List[str], opts: dict):  # type: ignore[no-untyped-def]
+    """Several targets: one that fails (missing, unreachable) does not hide the others."""
+    statuses, failures = [], []
+    for target in targets:
+        try:
+            statuses.append(api.status(target, **opts))
+        except DLockError as exc:
+            failures.append((target, exc))
+    return statuses, failures
 
 
 def _overall(statuses: List[LockStatus]) -> State:
