@@ -113,6 +113,31 @@ def test_run_forwards_sigterm_to_the_command(local_cli, tmp_path):
     assert local_cli("status", str(tmp_path)).code == 0
 
 
+def test_run_killed_with_sigkill_takes_its_command_down(local_cli, tmp_path):
+    pidfile = tmp_path / "child.pid"
+    runner = local_cli.popen("run", str(tmp_path), "--", "sh", "-c", f"echo $$ > {pidfile}; exec sleep 60")
+    deadline = time.monotonic() + 10
+    while not pidfile.exists() or not pidfile.read_text().strip():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    child = int(pidfile.read_text())
+    runner.kill()
+    runner.wait()
+    deadline = time.monotonic() + 5
+    while _alive(child):
+        assert time.monotonic() < deadline, "the command outlived dlock run"
+        time.sleep(0.05)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as stat:  # a zombie waiting for its reaper is dead too
+        return stat.read().split()[2] != "Z"
+
+
 def test_run_of_a_missing_command_exits_127_and_releases(local_cli, tmp_path):
     result = local_cli("run", str(tmp_path), "--", "no-such-command-here")
     assert result.code == 127 and "no-such-command-here" in result.err

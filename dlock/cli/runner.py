@@ -24,7 +24,9 @@ def run_locked(lease: Lease, command: Sequence[str], grace: float) -> int:
     # (and it can read the terminal); otherwise it gets its own group and we forward.
     own_group = not sys.stdin.isatty()
     try:
-        child = subprocess.Popen(list(command), env=env, process_group=0 if own_group else None)
+        child = subprocess.Popen(
+            list(command), env=env, process_group=0 if own_group else None, preexec_fn=_die_with_parent
+        )
     except OSError as exc:
         _release_quietly(lease)
         output.error(f"cannot run {command[0]!r}: {exc.strerror or exc}.")
@@ -88,6 +90,16 @@ def hold_until_signal(lease: Lease) -> int:
         return LOST
     output.say(f"Released {lease.path}.")
     return OK
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: if dlock is killed (SIGKILL, OOM), the command gets SIGTERM
+    instead of writing on after the lock stops being refreshed (Linux PR_SET_PDEATHSIG)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _signal(child: subprocess.Popen[bytes], signum: int) -> None:
