@@ -112,3 +112,38 @@ def test_unreadable_lock_is_reported_as_corrupt_and_the_rest_listed(site_local, 
     result = local_cli("list", root, "--json")
     states = {r["dataset"].rsplit("/", 1)[-1]: r["state"] for r in rows(result)}
     assert states == {"bad": "corrupt", "good": "stale"}
+
+
+def _memory_tree() -> str:
+    from fsspec.implementations.memory import MemoryFileSystem
+
+    fs = MemoryFileSystem()
+    root = f"/fleet-{uuid.uuid4().hex[:8]}"
+    files = {
+        "t1/a/dataset_meta.json": b"{}", "t1/a/dataset_lock.lock": STALE,
+        "t1/a/x/chunks/0001": b"data", "t1/a/versions/c1/dataset_meta.json": b"{}",
+        "t1/a/versions/c1/dataset_lock.lock": STALE,
+        "t1/b/dataset_meta.json": b"{}",
+        "t2/deep/er/c/dataset_meta.json": b"{}", "t2/deep/er/c/queries.lock": b"bad",
+        "notes/readme.txt": b"not a dataset",
+    }
+    for rel, data in files.items():
+        fs.pipe_file(f"{root}/{rel}", data)
+    return f"memory://{root.lstrip('/')}"
+
+
+@pytest.mark.parametrize("budget", [1000, 2])
+def test_flat_listing_and_directory_walk_find_the_same_locks(monkeypatch, budget):
+    monkeypatch.setattr(fleet, "FLAT_BUDGET", budget)  # 2: every subtree overflows and is walked
+    root = _memory_tree()
+    report = api.scan_locks(root)
+    found = sorted((e.dataset.rsplit("/", 1)[-1], e.lock.path.split(root.split("://")[1])[1], e.lock.version, e.lock.state.value)
+                   for e in report.locks)
+    assert report.datasets == 3
+    assert found == [
+        ("a", "/t1/a/dataset_lock.lock", None, "stale"),
+        ("a", "/t1/a/versions/c1/dataset_lock.lock", "c1", "stale"),
+        ("c", "/t2/deep/er/c/queries.lock", None, "corrupt"),
+    ]
+    shallow = api.scan_locks(root, depth=2)
+    assert {e.dataset.rsplit("/", 1)[-1] for e in shallow.locks} == {"a"}

@@ -34,6 +34,14 @@ class MemoryStore(Store):
                 return []
             return [entry["name"].rstrip("/").rsplit("/", 1)[-1] for entry in self.fs.ls(path) if entry["type"] == "directory"]
 
+    lists_trees = True
+
+    def list_tree(self, path: str, budget: int) -> list[str] | None:
+        with _GUARD:
+            prefix = self.fs._strip_protocol(path).rstrip("/") + "/"
+            keys = [key[len(prefix) :] for key in self.fs.store if key.startswith(prefix)]
+        return keys if len(keys) <= budget else None
+
     def read(self, path: str) -> Stored | None:
         with _GUARD:
             entry = self.fs.store.get(self.fs._strip_protocol(path))

@@ -61,6 +61,14 @@ class Store(abc.ABC):
             (dirs if entry["type"] == "directory" else files).append(name)
         return dirs, files
 
+    lists_trees = False  # True where list_tree() is implemented
+
+    def list_tree(self, path: str, budget: int) -> list[str] | None:
+        """Every file under `path`, as paths relative to it, or None once more than `budget`
+        keys turn up. Object stores list a whole prefix in pages of 1,000 keys, far cheaper
+        than one request per directory for trees of small datasets."""
+        return None
+
     @abc.abstractmethod
     def read(self, path: str) -> Stored | None:
         """The object and its version, or None when absent."""
