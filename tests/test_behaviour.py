@@ -149,7 +149,8 @@ def test_missing_dataset_exits_4_and_creates_nothing(site: Site, dlock_cli):
 
 
 def test_deeplake_dataset_locks_the_head_of_each_branch(site: Site, dlock_cli):
-    info = {"branches": {"main": DEEPLAKE_HEAD_MAIN, "alt": DEEPLAKE_HEAD_ALT}, "commits": {}}
+    info = {"branches": {"main": DEEPLAKE_HEAD_MAIN, "alt": DEEPLAKE_HEAD_ALT},
+            "commits": {DEEPLAKE_HEAD_MAIN: {}, DEEPLAKE_HEAD_ALT: {}}}
     ds = site.new_dataset({
         "version_control_info.json": json.dumps(info).encode(),
         f"versions/{DEEPLAKE_HEAD_ALT}/dataset_lock.lock": (FIXTURES / "v3_branch_alt_dataset_lock.lock").read_bytes(),
@@ -165,6 +166,9 @@ def test_deeplake_dataset_locks_the_head_of_each_branch(site: Site, dlock_cli):
     assert site.get(f"{ds}/dataset_lock.lock") is None, "a root lock does not stop Deep Lake on a dataset with commits"
     assert dlock_cli("acquire", ds, "--branch", "alt").code == 0
     assert dlock_cli("acquire", ds, "--branch", "nope").code == 2
+    typo = dlock_cli("acquire", ds, "--commit", DEEPLAKE_HEAD_MAIN[:-1] + "0")
+    assert typo.code == 2 and "no such commit" in typo.err
+    assert dlock_cli("acquire", site.new_dataset(), "--commit", DEEPLAKE_HEAD_MAIN).code == 2
     assert dlock_cli("release", ds, "--token", token).code == 0
 
 

@@ -8,6 +8,7 @@ branch's head. A lock at the root of a dataset with commits does not stop Deep L
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import getpass
 import hashlib
@@ -58,55 +59,79 @@ class LockFileBackend(Backend):
     # -- layout -------------------------------------------------------------------
 
     def layout(self) -> Layout:
-        if not self.store.is_dir(self.dataset):
-            raise NotFound(
-                f"{self.target}: no such dataset or directory. Check the path; dlock never creates a dataset."
-            )
-        branches = self._branch_heads()
+        """Every lock file of the dataset, and the one acquire takes."""
+        kind, target_lock, branches = self._locate()
         heads = {commit: branch for branch, commit in branches.items()}
-        root = LockFile(self.store.join(self.dataset, LOCK_NAME))
-        locks = [root] + [LockFile(self.store.join(self.dataset, name)) for name in SHORT_LOCKS]
+        locks = [LockFile(self.store.join(self.dataset, name)) for name in (LOCK_NAME, *SHORT_LOCKS)]
         for commit in sorted(self.store.list_dirs(self.store.join(self.dataset, "versions"))):
             path = self.store.join(self.dataset, "versions", commit, LOCK_NAME)
             locks.append(LockFile(path, commit, heads.get(commit)))
-        target_lock = self._target_lock(branches, root)
-        if target_lock.path not in {lock.path for lock in locks}:
+        by_path = {lock.path: index for index, lock in enumerate(locks)}
+        if target_lock.path in by_path:
+            locks[by_path[target_lock.path]] = target_lock
+        else:
             locks.append(target_lock)
-        return Layout("deeplake" if branches else "directory", target_lock, tuple(locks))
+        return Layout(kind, target_lock, tuple(locks))
 
-    def _branch_heads(self) -> dict[str, str]:
+    def _locate(self) -> tuple[str, LockFile, dict[str, str]]:
+        """(kind, the lock acquire takes, branch heads) in as few requests as possible:
+        version_control_info.json first, since its presence also proves the dataset exists."""
+        info = self._version_info()
+        if info is None and not self.store.is_dir(self.dataset):
+            raise NotFound(
+                f"{self.target}: no such dataset or directory. Check the path; dlock never creates a dataset."
+            )
+        branches, commits = info or ({}, set())
+        return ("deeplake" if info else "directory"), self._target_lock(branches, commits), branches
+
+    def _version_info(self) -> tuple[dict[str, str], set[str]] | None:
         stored = self.store.read(self.store.join(self.dataset, VERSION_INFO))
         if stored is None:
-            return {}
+            return None
         try:
-            branches = json.loads(stored.data)["branches"]
-            return {str(name): str(head) for name, head in branches.items()}
+            document = json.loads(stored.data)
+            branches = {str(name): str(head) for name, head in document["branches"].items()}
+            commits = {str(commit) for commit in document.get("commits", {})} | set(branches.values())
         except (ValueError, KeyError, TypeError, AttributeError):
             raise CorruptLock(
                 f"{self.target}: {VERSION_INFO} cannot be read, so dlock cannot tell which commit Deep Lake locks."
             ) from None
+        return branches, commits
 
-    def _target_lock(self, branches: dict[str, str], root: LockFile) -> LockFile:
+    def _target_lock(self, branches: dict[str, str], commits: set[str]) -> LockFile:
+        root = LockFile(self.store.join(self.dataset, LOCK_NAME))
         commit = self.options.commit
+        if commit is not None and commit != FIRST_COMMIT and commit not in commits:
+            # A typo must not create a lock that guards nothing.
+            where = "it has no such commit" if branches else "it is not a Deep Lake dataset"
+            raise UsageError(f"{self.target}: cannot lock commit {commit!r}: {where}.")
         if commit is None and branches:
             if self.options.branch not in branches:
                 known = ", ".join(sorted(branches))
                 raise UsageError(f"{self.target}: no branch {self.options.branch!r} (branches: {known}).")
             commit = branches[self.options.branch]
-        if commit is None or commit == FIRST_COMMIT:
-            return dataclasses.replace(root, version=commit, branch=self.options.branch if commit else None)
         branch = next((name for name, head in branches.items() if head == commit), None)
+        if commit is None or commit == FIRST_COMMIT:
+            return dataclasses.replace(root, version=commit, branch=branch)
         return LockFile(self.store.join(self.dataset, "versions", commit, LOCK_NAME), commit, branch)
 
     # -- reading ------------------------------------------------------------------
 
     def status(self) -> LockStatus:
         layout = self.layout()
-        infos = [self._judge(lock, self.store.read(lock.path)) for lock in layout.all_locks]
+        infos = [self._judge(lock, stored) for lock, stored in zip(layout.all_locks, self._read_all(layout.all_locks))]
         shown = tuple(
             info for info in infos if info.state is not State.ABSENT or info.path == layout.target_lock.path
         )
         return LockStatus(self.target, layout.kind, layout.target_lock.path, shown, atomic=self.atomic)
+
+    def _read_all(self, locks: tuple[LockFile, ...]) -> list[Stored | None]:
+        """A dataset with many commits has a lock file per version: read them concurrently
+        where requests go over a network."""
+        if not self.store.parallel_io or len(locks) < 3:
+            return [self.store.read(lock.path) for lock in locks]
+        with concurrent.futures.ThreadPoolExecutor(max_workers=min(16, len(locks))) as pool:
+            return list(pool.map(lambda lock: self.store.read(lock.path), locks))
 
     def _judge(self, lock: LockFile, stored: Stored | None) -> LockInfo:
         return judge_lock(lock, stored, self.options.validity)
@@ -116,7 +141,7 @@ class LockFileBackend(Backend):
     def try_acquire(self, *, ttl: float, note: str, shared: bool = False) -> LeaseHandle:
         if shared:
             raise UsageError(f"{self.target}: lock files have no shared mode; --shared is for ZooKeeper targets.")
-        lock = self.layout().target_lock
+        lock = self._locate()[1]
         if lock.version and lock.path != self.store.join(self.dataset, LOCK_NAME):
             self.store_prepare(lock.path)
         token = secrets.token_hex(16)
@@ -160,7 +185,7 @@ class LockFileBackend(Backend):
             raise LockBusy(f"{self.target} was taken over by another process first.") from None
 
     def adopt(self, token: str, *, ttl: float) -> LeaseHandle:
-        lock = self.layout().target_lock
+        lock = self._locate()[1]
         current = self.store.read(lock.path)
         if current is None:
             raise NotOwner(f"{self.target} is not locked; the lock was released or removed. Acquire it again.")
@@ -171,7 +196,7 @@ class LockFileBackend(Backend):
     def remove(
         self, *, force: bool, if_stale: bool, seen: LockInfo | None, include_waiters: bool = False
     ) -> list[LockInfo]:
-        lock = self.layout().target_lock
+        lock = self._locate()[1]
         current = self.store.read(lock.path)
         info = self._judge(lock, current)
         if current is None:
