@@ -7,7 +7,7 @@ import time
 from typing import Callable
 
 from dlock.backends.base import Backend, LeaseHandle
-from dlock.errors import BackendError, LockLost
+from dlock.errors import LockLost
 
 
 class Lease:
@@ -101,7 +101,7 @@ class Lease:
                 delay = interval
             except LockLost:
                 return
-            except BackendError as exc:
+            except Exception as exc:  # noqa: BLE001  (the thread must outlive any store error)
                 # A store that blips: retry sooner, but a lock past its expiry is not ours.
                 if time.time() >= self.expires:
                     self._mark_lost(f"{self.target}: could not refresh before the lock expired ({exc})")

@@ -18,6 +18,7 @@ import pytest
 TESTS = Path(__file__).parent
 FIXTURES = TESTS / "fixtures" / "deeplake3"
 sys.path.insert(0, str(TESTS))
+pytest.register_assert_rewrite("servers")
 
 pytest_plugins = [f"servers.{p.stem}" for p in sorted((TESTS / "servers").glob("*.py")) if p.stem != "__init__"]
 SITES = ["local"] + [name for plugin in pytest_plugins for name in getattr(importlib.import_module(plugin), "SITES", [])]

@@ -129,6 +129,24 @@ def test_force_without_terminal_or_yes_is_refused_with_exit_6(site: Site, dlock_
     assert lock_json(dlock_cli, ds)[1] == 0
 
 
+def test_force_release_refuses_when_the_lock_changed_hands_after_it_was_shown(site: Site):
+    import dlock
+
+    ds = site.new_dataset()
+    first = dlock.acquire(ds)
+    shown = dlock.status(ds).primary
+    first.refresh()  # the same holder refreshing does not count as a change
+    assert dlock.status(ds).primary.fingerprint != shown.fingerprint
+    first.release()
+    second = dlock.acquire(ds)
+    with pytest.raises(dlock.LockBusy, match="changed hands"):
+        dlock.release(ds, force=True, seen=shown)
+    assert dlock.status(ds).state.value == "held"
+    second.refresh()
+    removed = dlock.release(ds, force=True, seen=dlock.status(ds).primary)
+    assert len(removed) == 1 and dlock.status(ds).state.value == "absent"
+
+
 def test_if_stale_keeps_a_held_lock_and_removes_a_stale_one(site: Site, dlock_cli):
     ds = site.new_dataset()
     dlock_cli("acquire", ds)

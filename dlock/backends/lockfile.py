@@ -201,8 +201,8 @@ class LockFileBackend(Backend):
         info = self._judge(lock, current)
         if current is None:
             return []
-        if seen is not None and seen.fingerprint != info.fingerprint:
-            raise LockBusy(f"{lock.path} changed since it was shown; look again before removing it.", holder=info)
+        if seen is not None and not _same_holder(seen, info):
+            raise LockBusy(f"{lock.path} changed hands since it was shown; look again before removing it.", holder=info)
         if info.state is State.CORRUPT and not force:
             raise CorruptLock(f"{lock.path} is corrupt ({info.reason}); only --force removes it.")
         if info.state is State.HELD and not force:
@@ -216,7 +216,7 @@ class LockFileBackend(Backend):
     # -- lease operations (FileLease calls these) ------------------------------------
 
     def refresh_lease(self, lease: FileLease) -> Stored:
-        data = _new_lock_bytes(lease.token, lease.ttl, lease.note, created=lease.created)
+        data = _new_lock_bytes(lease.token, lease.ttl, lease.note, created=lease.created, node_id=lease.node_id)
         expected = lease.stored
         try:
             return self.store.replace(lease.path, data, expected)
@@ -303,6 +303,7 @@ class FileLease(LeaseHandle):
         self.stored = stored
         record = codec.decode(stored.data)
         payload = record.payload or {}
+        self.node_id = record.node_id  # kept across refreshes: the holder's identity
         self.note = note if note is not None else str(payload.get("note") or "")
         self.created = _number(payload.get("created")) or time.time()
         self.expires_at = record.time
@@ -316,7 +317,17 @@ class FileLease(LeaseHandle):
         self.backend.release_lease(self)
 
 
-def _new_lock_bytes(token: str, ttl: float, note: str | None, created: float | None = None) -> bytes:
+def _same_holder(seen: LockInfo, now: LockInfo) -> bool:
+    """The lock the user was shown, perhaps refreshed since (a refresh keeps the holder)."""
+    if seen.holder is None or now.holder is None:
+        return seen.fingerprint == now.fingerprint
+    identity = ("node_id", "pid", "host", "created", "tool")
+    return all(getattr(seen.holder, field) == getattr(now.holder, field) for field in identity)
+
+
+def _new_lock_bytes(
+    token: str, ttl: float, note: str | None, created: float | None = None, node_id: int | None = None
+) -> bytes:
     now = time.time()
     payload = {
         "owner": token,
@@ -329,7 +340,8 @@ def _new_lock_bytes(token: str, ttl: float, note: str | None, created: float | N
         "note": note or "",
         "tool": f"dlock/{__version__}",
     }
-    return codec.encode(codec.LockRecord(codec.random_node_id(), now + ttl, payload=payload))
+    node = codec.random_node_id() if node_id is None else node_id
+    return codec.encode(codec.LockRecord(node, now + ttl, payload=payload))
 
 
 def _user() -> str:
