@@ -80,7 +80,9 @@ def test_clean_older_than_removes_abandoned_held_locks(fleet_root, dlock_cli):
     assert not any(r["state"] == "held" for r in rows(dlock_cli("list", fleet_root, "--json")))
 
 
-def test_a_holder_that_refreshes_between_look_and_delete_keeps_its_lock(site: Site):
+def test_a_holder_that_refreshes_between_look_and_delete_keeps_its_lock(site: Site, request):
+    if site.name == "gcs":
+        request.applymarker(pytest.mark.xfail(reason="emulator limit: fake-gcs-server ignores ifGenerationMatch on DELETE (real GCS honours it)", strict=True))
     ds = site.new_dataset()
     kwargs = {"storage_options": site.storage_options}
     lease = dlock.acquire(ds, ttl=0.5, **kwargs)

@@ -71,6 +71,7 @@ class FsspecStore(Store):
     protocol (write, wait VERIFY_DELAY, read back, compare): not atomic, reported as such."""
 
     atomic = False
+    endpoint_hint = "the URL and -o storage options"
 
     def __init__(self, fs: Any, scheme: str, target: str) -> None:
         self.fs = fs
@@ -154,7 +155,7 @@ class FsspecStore(Store):
         if "NoCredentialsError" in names or "DefaultCredentialsError" in names:
             return BackendError(f"{url}: no credentials found. Set AWS_PROFILE or AWS_ACCESS_KEY_ID, GOOGLE_APPLICATION_CREDENTIALS, or -o anon=true for a public bucket.")
         if names & set(UNREACHABLE) or isinstance(exc, (TimeoutError, ConnectionError)):
-            return BackendError(f"{url}: cannot reach the store ({_short(exc)}). Check the endpoint (AWS_ENDPOINT_URL, -o endpoint_url=..., STORAGE_EMULATOR_HOST) and the network.")
+            return BackendError(f"{url}: cannot reach the store ({_short(exc)}). Check {self.endpoint_hint} and the network.")
         if code in ("SlowDown", "503", "Throttling", "TooManyRequests", "429"):
             return BackendError(f"{url}: the store is throttling requests even after retries; try again later.")
         return BackendError(f"{url}: {_short(exc)}.")
@@ -168,6 +169,7 @@ class S3Store(FsspecStore):
 
     atomic = True
     lists_trees = True
+    endpoint_hint = "the endpoint (AWS_ENDPOINT_URL or -o endpoint_url=...)"
 
     def __init__(self, fs: Any, target: str, endpoint: str | None) -> None:
         super().__init__(fs, "s3", target)
@@ -277,6 +279,7 @@ class GCSStore(FsspecStore):
 
     atomic = True
     lists_trees = True
+    endpoint_hint = "STORAGE_EMULATOR_HOST if you use an emulator"
 
     def __init__(self, fs: Any, target: str, scheme: str) -> None:
         super().__init__(fs, scheme, target)
@@ -394,8 +397,34 @@ def open_gcs(target: str, location: str, options: Options) -> Backend:
 
     if os.environ.get("STORAGE_EMULATOR_HOST") and "token" not in storage:
         storage["token"] = "anon"  # the emulator takes no credentials
-    fs = gcsfs.GCSFileSystem(skip_instance_cache=True, **storage)
+    fs = _bounded_gcs_filesystem(gcsfs)(skip_instance_cache=True, **storage)
     return LockFileBackend(GCSStore(fs, target, scheme), path, target, options)
+
+
+def _bounded_gcs_filesystem(gcsfs: Any) -> Any:
+    """gcsfs retries every request 6 times with backoff up to 16 s (~31 s against an
+    endpoint that is down); a lock tool should say so within seconds. Same retriable
+    errors (5xx, 429, connection), 4 attempts, ~3 s in all."""
+    import asyncio  # noqa: PLC0415
+
+    from gcsfs.retry import is_retriable  # noqa: PLC0415
+
+    raw_request = gcsfs.GCSFileSystem._request.__wrapped__
+
+    class BoundedGCSFileSystem(gcsfs.GCSFileSystem):  # type: ignore[misc]
+        async def _request(self, method: str, path: str, *args: Any, **kwargs: Any) -> Any:
+            for attempt in range(4):
+                try:
+                    return await raw_request(self, method, path, *args, **kwargs)
+                except (FileNotFoundError, FileExistsError, ValueError):
+                    raise
+                except Exception as exc:  # noqa: BLE001
+                    if attempt == 3 or not is_retriable(exc):
+                        raise
+                    await asyncio.sleep(0.25 * 3**attempt)
+            raise AssertionError("unreachable")
+
+    return BoundedGCSFileSystem
 
 
 def open_generic(target: str, location: str, options: Options) -> Backend:

@@ -456,7 +456,19 @@ class _signals_interrupt:
         signal.signal(signal.SIGTERM, self._previous)
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None):  # type: ignore[no-untyped-def]
+    output.warn(str(message))
+
+
 def run() -> None:
+    import warnings
+
+    warnings.showwarning = _show_warning
+    if "--debug" not in sys.argv[1:]:
+        import logging
+
+        # Libraries (gcsfs, botocore) log retries with tracebacks; dlock's error says it once.
+        logging.getLogger().addHandler(logging.NullHandler())
     try:
         code = app(standalone_mode=False)
     except click.exceptions.Abort:
