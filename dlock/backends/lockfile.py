@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
-import getpass
 import hashlib
 import json
 import os
@@ -24,6 +23,7 @@ from dlock import codec
 from dlock._version import __version__
 from dlock.backends.base import Backend, LeaseHandle, Options
 from dlock.backends.store import AlreadyExists, Conflict, Store, Stored
+from dlock.identity import current_user, pid_alive
 from dlock.errors import CorruptLock, LockBusy, LockLost, NotFound, NotOwner, UsageError
 from dlock.model import Holder, LockInfo, LockStatus, State
 
@@ -333,7 +333,7 @@ def _new_lock_bytes(
         "owner": token,
         "host": socket.gethostname(),
         "pid": os.getpid(),
-        "user": _user(),
+        "user": current_user(),
         "created": created if created is not None else now,
         "written": now,
         "ttl": ttl,
@@ -342,13 +342,6 @@ def _new_lock_bytes(
     }
     node = codec.random_node_id() if node_id is None else node_id
     return codec.encode(codec.LockRecord(node, now + ttl, payload=payload))
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return str(os.getuid())
 
 
 def _owner(stored: Stored) -> str | None:
@@ -384,25 +377,12 @@ def _holder(record: codec.LockRecord) -> Holder:
         note=_text(payload.get("note")),
         created=_number(payload.get("created")),
         tool=_text(payload.get("tool")) or ("deeplake" if record.format.startswith("deeplake") else None),
-        pid_alive=_pid_alive(pid) if (this_machine and pid) else None,
+        pid_alive=pid_alive(pid) if (this_machine and pid) else None,
     )
 
 
 def _text(value: object) -> str | None:
     return value if isinstance(value, str) else None
-
-
-def _pid_alive(pid: int) -> bool:
-    # Only meaningful on the holder's own host: pids repeat across hosts and containers.
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    except OSError:
-        return False
-    return True
 
 
 def _unprotected_warning(state: State, holder: Holder, record: codec.LockRecord) -> str | None:

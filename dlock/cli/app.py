@@ -239,8 +239,8 @@ def release(
     opts = _options(storage_option, branch, commit, None, zk_timeout, zk_auth)
     seen = None
     if force:
-        seen = _confirm_force(target, yes, all_contenders, opts)
-        if seen is None:
+        proceed, seen = _confirm_force(target, yes, all_contenders, opts)
+        if not proceed:
             if json_output:
                 output.emit_json({"target": target, "removed": []})
             raise typer.Exit(OK)
@@ -260,7 +260,7 @@ def _confirm_force(target: str, yes: bool, include_waiters: bool, opts: dict):  
     primary = current.primary
     if not locks or (primary is not None and primary.state is State.ABSENT and current.kind != "zookeeper"):
         output.say(f"{target}: not locked; nothing to remove.")
-        return None
+        return False, None
     shown = [primary] if current.kind != "zookeeper" and primary is not None else locks
     output.say(f"{target}: about to remove")
     output.render_locks_for_confirmation(shown)
@@ -269,7 +269,8 @@ def _confirm_force(target: str, yes: bool, include_waiters: bool, opts: dict):  
             raise Refused(f"{target}: --force removes a lock someone may hold; without a terminal to ask, pass --yes as well.")
         if not click.confirm("Remove it?", default=False, err=True):
             raise Refused(f"{target}: nothing removed.")
-    return shown[0] if current.kind != "zookeeper" else None
+    # ZooKeeper removes each node conditionally on the version it shows; files compare the holder.
+    return True, (shown[0] if current.kind != "zookeeper" else None)
 
 
 # -- wait / run --------------------------------------------------------------------------

@@ -1,0 +1,204 @@
+"""zk:// targets against a real ZooKeeper (Debian's package), interoperating with kazoo's recipes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+
+from conftest import TESTS, DlockRunner
+from servers._util import free_port
+
+pytestmark = pytest.mark.usefixtures("zookeeper")
+
+
+@pytest.fixture
+def zk_cli() -> DlockRunner:
+    return DlockRunner()
+
+
+@pytest.fixture
+def zk_target(zookeeper) -> str:
+    return f"zk://{zookeeper.address}/locks/ds-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def kazoo(zookeeper):  # type: ignore[no-untyped-def]
+    from kazoo.client import KazooClient
+
+    client = KazooClient(hosts=zookeeper.address, timeout=5)
+    client.start(timeout=10)
+    yield client
+    client.stop()
+    client.close()
+
+
+def node_path(target: str) -> str:
+    return "/" + target.split("/", 3)[3]
+
+
+def hold(cli: DlockRunner, target: str, *extra: str) -> subprocess.Popen:  # type: ignore[type-arg]
+    holder = cli.popen("acquire", target, "--hold", *extra)
+    assert len(holder.stdout.readline().strip()) == 32, holder.stderr.read() if holder.poll() is not None else ""
+    return holder
+
+
+def kazoo_holder(zookeeper, target: str, kind: str, identifier: str) -> subprocess.Popen:  # type: ignore[no-untyped-def,type-arg]
+    proc = subprocess.Popen([sys.executable, str(TESTS / "helpers" / "kazoo_holder.py"), zookeeper.address,
+                             node_path(target), kind, identifier], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "held"
+    return proc
+
+
+def finish(proc: subprocess.Popen) -> None:  # type: ignore[type-arg]
+    proc.stdin.close()
+    proc.wait(timeout=10)
+
+
+def test_absent_lock_node_is_free(zk_cli, zk_target):
+    result = zk_cli("status", zk_target, "--json")
+    assert result.code == 0
+    assert json.loads(result.out)["targets"][0]["locks"][0]["state"] == "absent"
+
+
+def test_plain_acquire_explains_why_it_cannot_hold_and_exits_2(zk_cli, zk_target):
+    result = zk_cli("acquire", zk_target)
+    assert result.code == 2 and "--hold" in result.err and "dlock run" in result.err
+
+
+def test_hold_shows_the_holder_and_a_second_contender_times_out(zk_cli, zk_target):
+    holder = hold(zk_cli, zk_target, "--note", "nightly")
+    try:
+        result = zk_cli("status", zk_target, "--json")
+        assert result.code == 1
+        lock = json.loads(result.out)["targets"][0]["locks"][0]
+        assert lock["holder"]["mode"] == "write" and lock["holder"]["note"] == "nightly"
+        assert lock["holder"]["session_id"].startswith("0x") and "__lock__" in lock["holder"]["node"]
+        started = time.monotonic()
+        assert zk_cli("acquire", zk_target, "--hold", "--timeout", "0.5").code == 1
+        assert time.monotonic() - started < 10
+    finally:
+        holder.terminate()
+        assert holder.wait(timeout=10) == 0
+    assert zk_cli("status", zk_target).code == 0
+
+
+def test_kazoo_write_lock_blocks_dlock_and_shows_its_identifier(zk_cli, zk_target, zookeeper):
+    proc = kazoo_holder(zookeeper, zk_target, "write", "etl-job-17")
+    try:
+        result = zk_cli("status", zk_target, "--json")
+        lock = json.loads(result.out)["targets"][0]["locks"][0]
+        assert result.code == 1 and lock["holder"]["identifier"] == "etl-job-17" and lock["holder"]["mode"] == "write"
+        assert zk_cli("run", zk_target, "--", "true").code == 1
+        assert zk_cli("run", zk_target, "--shared", "--", "true").code == 1
+    finally:
+        finish(proc)
+    assert zk_cli("run", zk_target, "--", "true").code == 0
+
+
+def test_kazoo_read_lock_admits_dlock_readers_and_blocks_writers(zk_cli, zk_target, zookeeper):
+    proc = kazoo_holder(zookeeper, zk_target, "read", "reporting")
+    try:
+        assert zk_cli("run", zk_target, "--shared", "--", "true").code == 0
+        assert zk_cli("run", zk_target, "--", "true").code == 1
+    finally:
+        finish(proc)
+
+
+def test_dlock_holders_block_kazoo_recipes(zk_cli, zk_target, kazoo):
+    path = node_path(zk_target)
+    holder = hold(zk_cli, zk_target)
+    try:
+        assert kazoo.WriteLock(path, "w").acquire(blocking=False) is False
+        assert kazoo.ReadLock(path, "r").acquire(blocking=False) is False
+        assert kazoo.Lock(path, "l").acquire(blocking=False) is False
+    finally:
+        holder.terminate()
+        holder.wait(timeout=10)
+    writer = kazoo.WriteLock(path, "w2")
+    assert writer.acquire(timeout=5)
+    writer.release()
+    reader = hold(zk_cli, zk_target, "--shared")
+    try:
+        shared = kazoo.ReadLock(path, "r2")
+        assert shared.acquire(timeout=5), "readers share"
+        shared.release()
+        assert kazoo.WriteLock(path, "w3").acquire(blocking=False) is False
+    finally:
+        reader.terminate()
+        reader.wait(timeout=10)
+
+
+def test_force_release_stops_the_holder_with_exit_3_and_all_removes_waiters(zk_cli, zk_target, tmp_path):
+    marker = tmp_path / "finished"
+    runner = zk_cli.popen("run", zk_target, "--grace", "1", "--", "sh", "-c", f"sleep 30; touch {marker}")
+    deadline = time.monotonic() + 20
+    while zk_cli("status", zk_target).code != 1:
+        assert time.monotonic() < deadline and runner.poll() is None
+        time.sleep(0.1)
+    waiter = zk_cli.popen("acquire", zk_target, "--hold", "--timeout", "-1")
+    deadline = time.monotonic() + 20
+    while len(json.loads(zk_cli("status", zk_target, "--json").out)["targets"][0]["locks"]) < 2:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert zk_cli("release", zk_target, "--force").code == 6, "no terminal and no --yes: refused"
+    forced = zk_cli("release", zk_target, "--force", "--yes", "--all", "--json")
+    assert forced.code == 0 and len(json.loads(forced.out)["removed"]) == 2
+    assert runner.wait(timeout=10) == 3 and not marker.exists()
+    waiter.terminate()
+    waiter.wait(timeout=10)
+
+
+def test_wait_is_woken_by_the_release_not_by_polling(zk_cli, zk_target, kazoo):
+    lock = kazoo.WriteLock(node_path(zk_target), "holder")
+    assert lock.acquire(timeout=5)
+    waiter = zk_cli.popen("wait", zk_target, "--timeout", "60")
+    time.sleep(2.5)  # a poller would be at its slowest interval by now
+    assert waiter.poll() is None
+    released = time.monotonic()
+    lock.release()
+    assert waiter.wait(timeout=10) == 0
+    assert time.monotonic() - released < 0.5
+
+
+def test_unreachable_bad_hosts_and_non_lock_nodes(zk_cli, zookeeper, kazoo):
+    started = time.monotonic()
+    unreachable = zk_cli("status", f"zk://127.0.0.1:{free_port()}/locks/x", "--zk-timeout", "2")
+    assert unreachable.code == 4 and "cannot reach ZooKeeper" in unreachable.err
+    assert time.monotonic() - started < 15
+    assert zk_cli("status", "zk://127.0.0.1:notaport/locks/x").code == 2
+    assert zk_cli("status", "zk:///locks/x").code == 2  # no hosts and no DLOCK_ZK_HOSTS
+    kazoo.ensure_path("/config/app/settings")
+    not_lock = zk_cli("status", f"zk://{zookeeper.address}/config")
+    assert not_lock.code == 2 and "not a lock node" in not_lock.err
+    with_env = zk_cli("status", "zk:///locks/from-env", env={"DLOCK_ZK_HOSTS": zookeeper.address})
+    assert with_env.code == 0
+
+
+def test_acl_protected_node_needs_credentials(zk_cli, zookeeper, kazoo):
+    from kazoo.security import make_digest_acl
+
+    path = f"/secure-{uuid.uuid4().hex[:6]}"
+    kazoo.create(path, acl=[make_digest_acl("ops", "s3cret", all=True)])
+    target = f"zk://{zookeeper.address}{path}"
+    denied = zk_cli("status", target)
+    assert denied.code == 6 and "--zk-auth" in denied.err
+    allowed = zk_cli("status", target, "--zk-auth", "ops:s3cret")
+    assert allowed.code == 0, allowed.err
+    in_url = zk_cli("status", f"zk://ops:s3cret@{zookeeper.address}{path}")
+    assert in_url.code == 0 and "s3cret" not in in_url.out + in_url.err
+
+
+def test_eight_processes_under_dlock_run_on_zookeeper_lose_no_update(zk_cli, zk_target, tmp_path):
+    counter = tmp_path / "counter.txt"
+    counter.write_text("0")
+    command = f"{sys.executable} {TESTS / 'helpers' / 'counter.py'} {counter}"
+    worker = f"for i in 1 2 3 4 5; do dlock run {zk_target} --timeout -1 -- {command} || exit 1; done"
+    procs = [subprocess.Popen(["sh", "-c", worker], env=zk_cli.env, stderr=subprocess.PIPE, text=True) for _ in range(8)]
+    failures = [p.stderr.read() for p in procs if p.wait(timeout=300) != 0]
+    assert not failures, failures
+    assert int(counter.read_text()) == 40
