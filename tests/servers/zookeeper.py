@@ -6,6 +6,7 @@ earlier run once joined a new ensemble's election (DESIGN 4).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import shutil
@@ -97,14 +98,13 @@ def _available() -> bool:
     return all(os.path.exists(jar) for jar in JARS[:1]) and shutil.which("java") is not None
 
 
-@pytest.fixture(scope="session")
-def zookeeper(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ZkServer]:
-    """A standalone server for the whole session."""
+@contextlib.contextmanager
+def _standalone(root: Path) -> Iterator[ZkServer]:
     from conftest import server_unavailable
 
     if not _available():
         server_unavailable("ZooKeeper (Debian package zookeeper; scripts/install-system-deps.sh installs it)")
-    server = _new_server(tmp_path_factory.mktemp("zk"), "standalone")
+    server = _new_server(root, "standalone")
     try:
         server.start()
         if not _wait_serving([server]):
@@ -112,6 +112,20 @@ def zookeeper(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ZkServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def zookeeper(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ZkServer]:
+    """A standalone server for the whole session."""
+    with _standalone(tmp_path_factory.mktemp("zk")) as server:
+        yield server
+
+
+@pytest.fixture
+def zk_private(tmp_path: Path) -> Iterator[ZkServer]:
+    """A standalone server of the test's own, to stop in the middle of a test."""
+    with _standalone(tmp_path) as server:
+        yield server
 
 
 @pytest.fixture
@@ -132,19 +146,3 @@ def zk_ensemble(tmp_path: Path) -> Iterator[list[ZkServer]]:
         for server in servers:
             server.stop()
 
-
-@pytest.fixture
-def zk_private(tmp_path: Path) -> Iterator[ZkServer]:
-    """A standalone server of the test's own, to stop in the middle of a test."""
-    from conftest import server_unavailable
-
-    if not _available():
-        server_unavailable("ZooKeeper (Debian package zookeeper)")
-    server = _new_server(tmp_path, "private")
-    try:
-        server.start()
-        if not _wait_serving([server]):
-            server_unavailable(f"ZooKeeper (log: {server.directory}/zookeeper.log)")
-        yield server
-    finally:
-        server.stop()
