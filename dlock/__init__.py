@@ -23,12 +23,13 @@ from dlock.errors import (
     UsageError,
 )
 from dlock.lease import Lease
+from dlock.writer import Writer, writer
 from dlock.model import Holder, LockInfo, LockStatus, State
 
 __all__ = [
     "__version__",
     "acquire", "lock", "refresh", "release", "status", "wait",
-    "Lease", "Holder", "LockInfo", "LockStatus", "State",
+    "writer", "Writer", "Lease", "Holder", "LockInfo", "LockStatus", "State",
     "DLockError", "LockBusy", "LockLost", "NotOwner", "Refused", "CorruptLock",
     "BackendError", "NotFound", "UsageError", "Interrupted",
 ]

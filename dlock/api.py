@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import time
-from typing import TYPE_CHECKING, Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Callable, Iterator, Mapping, TypedDict, TypeVar
+
+from typing_extensions import Unpack
 
 from dlock.backends.base import Backend, Options
 from dlock.errors import LockBusy, UsageError
@@ -23,20 +25,40 @@ FIRST_DELAY, MAX_DELAY, BACKOFF = 0.05, 1.0, 1.5
 WaitCallback = Callable[[LockBusy, float], None]
 
 
-def options(
-    storage_options: Mapping[str, str] | None = None,
-    branch: str = "main",
-    commit: str | None = None,
-    validity: float | None = None,
-    zk_timeout: float = 10.0,
-    zk_auth: str | None = None,
-) -> Options:
-    return Options(dict(storage_options or {}), branch, commit, validity, zk_timeout, zk_auth)
+class TargetOptions(TypedDict, total=False):
+    """Keywords every call accepts, as the CLI's options do.
+
+    storage_options: passed to the fsspec filesystem (`-o KEY=VALUE`), e.g. endpoint_url.
+    branch: the Deep Lake branch whose head is locked (default "main").
+    commit: lock this Deep Lake commit's version directly.
+    validity: seconds a 14-byte (pre-3.9 Deep Lake) lock stays valid (default 300).
+    zk_timeout: ZooKeeper connect, request and session timeout in seconds (default 10).
+    zk_auth: ZooKeeper digest credentials, "user:password".
+    """
+
+    storage_options: Mapping[str, str] | None
+    branch: str
+    commit: str | None
+    validity: float | None
+    zk_timeout: float
+    zk_auth: str | None
 
 
-def status(target: str, **kwargs: object) -> LockStatus:
+def options(**given: Unpack[TargetOptions]) -> Options:
+    """The backend Options for these keywords (see TargetOptions)."""
+    return Options(
+        dict(given.get("storage_options") or {}),
+        given.get("branch", "main"),
+        given.get("commit"),
+        given.get("validity"),
+        given.get("zk_timeout", 10.0),
+        given.get("zk_auth"),
+    )
+
+
+def status(target: str, **target_options: Unpack[TargetOptions]) -> LockStatus:
     """Every lock of `target` (a dataset path/URL or zk://...), judged now."""
-    with open_backend(target, options(**kwargs)) as backend:  # type: ignore[arg-type]
+    with open_backend(target, options(**target_options)) as backend:
         return backend.status()
 
 
@@ -48,7 +70,7 @@ def acquire(
     note: str = "",
     shared: bool = False,
     on_wait: WaitCallback | None = None,
-    **kwargs: object,
+    **target_options: Unpack[TargetOptions],
 ) -> Lease:
     """Take the lock of `target` and return its Lease.
 
@@ -58,7 +80,7 @@ def acquire(
     """
     if ttl <= 0:
         raise UsageError(f"{target}: ttl must be more than zero seconds.")
-    backend = open_backend(target, options(**kwargs))  # type: ignore[arg-type]
+    backend = open_backend(target, options(**target_options))
     try:
         handle = _retry_while_busy(
             backend, lambda: backend.try_acquire(ttl=ttl, note=note, shared=shared), timeout, on_wait
@@ -69,9 +91,9 @@ def acquire(
     return Lease(backend, handle)
 
 
-def refresh(target: str, token: str, *, ttl: float = DEFAULT_TTL, **kwargs: object) -> Lease:
+def refresh(target: str, token: str, *, ttl: float = DEFAULT_TTL, **target_options: Unpack[TargetOptions]) -> Lease:
     """Extend a lock held under `token` (perhaps by another process); raises NotOwner if not ours."""
-    backend = open_backend(target, options(**kwargs))  # type: ignore[arg-type]
+    backend = open_backend(target, options(**target_options))
     lease = Lease(backend, backend.adopt(token, ttl=ttl))
     lease.refresh()
     return lease
@@ -85,7 +107,7 @@ def release(
     if_stale: bool = False,
     seen: LockInfo | None = None,
     include_waiters: bool = False,
-    **kwargs: object,
+    **target_options: Unpack[TargetOptions],
 ) -> list[LockInfo]:
     """Release the lock of `target`.
 
@@ -96,7 +118,7 @@ def release(
     chosen = sum(bool(x) for x in (token, force, if_stale))
     if chosen != 1:
         raise UsageError(f"{target}: release needs exactly one of a token, force or if_stale.")
-    with open_backend(target, options(**kwargs)) as backend:  # type: ignore[arg-type]
+    with open_backend(target, options(**target_options)) as backend:
         if token:
             handle = backend.adopt(token, ttl=DEFAULT_TTL)
             info = backend.status().primary
@@ -105,9 +127,9 @@ def release(
         return backend.remove(force=force, if_stale=if_stale, seen=seen, include_waiters=include_waiters)
 
 
-def wait(target: str, timeout: float | None = None, *, on_wait: WaitCallback | None = None, **kwargs: object) -> bool:
+def wait(target: str, timeout: float | None = None, *, on_wait: WaitCallback | None = None, **target_options: Unpack[TargetOptions]) -> bool:
     """Block until `target` is free (absent or stale); False when `timeout` seconds pass first."""
-    with open_backend(target, options(**kwargs)) as backend:  # type: ignore[arg-type]
+    with open_backend(target, options(**target_options)) as backend:
 
         def check() -> LockStatus:
             current = backend.status()
@@ -124,14 +146,14 @@ def wait(target: str, timeout: float | None = None, *, on_wait: WaitCallback | N
 
 @contextlib.contextmanager
 def lock(
-    target: str, *, timeout: float = -1, ttl: float = DEFAULT_TTL, note: str = "", shared: bool = False, **kwargs: object
+    target: str, *, timeout: float = -1, ttl: float = DEFAULT_TTL, note: str = "", shared: bool = False, **target_options: Unpack[TargetOptions]
 ) -> Iterator[Lease]:
     """Hold the lock of `target` for a `with` block: acquire, refresh in the background, release.
 
     `timeout` -1 (default) waits forever. Check `lease.lost` in long loops: once it is
     True another writer may hold the lock.
     """
-    lease = acquire(target, timeout=timeout, ttl=ttl, note=note, shared=shared, **kwargs)
+    lease = acquire(target, timeout=timeout, ttl=ttl, note=note, shared=shared, **target_options)
     try:
         lease.keep_alive()
         yield lease
@@ -141,7 +163,10 @@ def lock(
         lease.backend.close()
 
 
-def _retry_while_busy(backend: Backend, attempt: Callable[[], object], timeout: float, on_wait: WaitCallback | None):  # type: ignore[no-untyped-def]
+T = TypeVar("T")
+
+
+def _retry_while_busy(backend: Backend, attempt: Callable[[], T], timeout: float, on_wait: WaitCallback | None) -> T:
     """Call `attempt` until it does not raise LockBusy; back off from 50 ms to 1 s."""
     started = time.monotonic()
     delay = FIRST_DELAY
@@ -160,13 +185,13 @@ def _retry_while_busy(backend: Backend, attempt: Callable[[], object], timeout: 
 
 
 def scan_locks(
-    root: str, *, depth: int = 8, on_progress: Callable[[int, int], None] | None = None, **kwargs: object
+    root: str, *, depth: int = 8, on_progress: Callable[[int, int], None] | None = None, **target_options: Unpack[TargetOptions]
 ) -> FleetReport:
     """Every dataset lock under `root` (a directory tree or bucket prefix), judged now."""
     from dlock import fleet
     from dlock.backends.lockfile import LockFileBackend
 
-    with open_backend(root, options(**kwargs)) as backend:  # type: ignore[arg-type]
+    with open_backend(root, options(**target_options)) as backend:
         scan_tree = getattr(backend, "scan_tree", None)
         if scan_tree is not None:  # ZooKeeper: a subtree of lock nodes
             return scan_tree(depth=depth, on_progress=on_progress)  # type: ignore[no-any-return]

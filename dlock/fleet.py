@@ -13,7 +13,7 @@ import collections
 import concurrent.futures as futures
 import dataclasses
 import time
-from typing import Callable, Iterable
+from typing import Callable, Iterable, cast
 
 from dlock.backends.lockfile import LOCK_NAME, SHORT_LOCKS, VERSION_INFO, LockFile, LockFileBackend, judge_lock
 from dlock.backends.store import Conflict, Store, Stored
@@ -142,9 +142,9 @@ class _Walk:
         if kind == "flat":
             if result is None:  # too many keys, or the store cannot: walk this subtree
                 return [(path, level, "walk")]
-            self._from_keys(path, level, result)  # type: ignore[arg-type]
+            self._from_keys(path, level, cast("list[str]", result))
             return []
-        dirs, files = result  # type: ignore[misc]
+        dirs, files = cast("tuple[list[str], list[str]]", result)
         if kind == "versions":
             dataset = path.rstrip("/").rsplit("/", 1)[0]
             self.candidates += [(dataset, LockFile(self.store.join(path, c, LOCK_NAME), c)) for c in dirs]

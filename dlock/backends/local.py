@@ -44,7 +44,8 @@ class LocalStore(Store):
             raise _backend_error(path, exc) from exc
 
     def scan(self, path: str) -> tuple[list[str], list[str]]:
-        dirs, files = [], []
+        dirs: list[str] = []
+        files: list[str] = []
         try:
             with os.scandir(path) as entries:
                 for entry in entries:
@@ -111,6 +112,35 @@ class LocalStore(Store):
                 raise Conflict(path) from None
             except OSError as exc:
                 raise _backend_error(path, exc) from exc
+
+    def write_data(self, path: str, data: bytes) -> None:
+        """Temp file, fsync, rename over: a reader sees the old file or the new one, never half."""
+        try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+        except OSError as exc:
+            raise _backend_error(path, exc) from exc
+        temp = self._write_temp(path, data)
+        try:
+            os.replace(temp, path)
+        except OSError as exc:
+            _unlink_quietly(temp)
+            raise _backend_error(path, exc) from exc
+
+    def read_data(self, path: str) -> bytes | None:
+        stored = self.read(path)
+        return None if stored is None else stored.data
+
+    def delete_data(self, path: str) -> bool:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            raise _backend_error(path, exc) from exc
+        return True
+
+    def data_exists(self, path: str) -> bool:
+        return os.path.exists(path)
 
     def _check(self, path: str, expected: Stored) -> None:
         current = self.read(path)

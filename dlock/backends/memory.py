@@ -72,6 +72,22 @@ class MemoryStore(Store):
             self._check(path, expected)
             self.fs.rm_file(path)
 
+    def write_data(self, path: str, data: bytes) -> None:
+        with _GUARD:
+            self.fs.pipe_file(path, data)
+
+    def read_data(self, path: str) -> bytes | None:
+        with _GUARD:
+            return super().read_data(path)
+
+    def delete_data(self, path: str) -> bool:
+        with _GUARD:
+            return super().delete_data(path)
+
+    def data_exists(self, path: str) -> bool:
+        with _GUARD:
+            return super().data_exists(path)
+
     def _check(self, path: str, expected: Stored) -> None:
         current = self.read(path)
         if current is None or current.version != expected.version or current.data != expected.data:

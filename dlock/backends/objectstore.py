@@ -125,6 +125,22 @@ class FsspecStore(Store):
         if current is None or current.data != expected.data:
             raise Conflict(path)
 
+    def write_data(self, path: str, data: bytes) -> None:
+        with self.errors(path):
+            super().write_data(path, data)
+
+    def read_data(self, path: str) -> bytes | None:
+        with self.errors(path):
+            return super().read_data(path)
+
+    def delete_data(self, path: str) -> bool:
+        with self.errors(path):
+            return super().delete_data(path)
+
+    def data_exists(self, path: str) -> bool:
+        with self.errors(path):
+            return super().data_exists(path)
+
     def _write_and_verify(self, path: str, data: bytes, lost: type[Exception]) -> Stored:
         with self.errors(path):
             self.fs.pipe_file(path, data)

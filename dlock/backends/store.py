@@ -55,7 +55,8 @@ class Store(abc.ABC):
         """
         fs = getattr(self, "fs")
         fs.invalidate_cache(path)
-        dirs, files = [], []
+        dirs: list[str] = []
+        files: list[str] = []
         for entry in fs.ls(path, detail=True):
             name = entry["name"].rstrip("/").rsplit("/", 1)[-1]
             (dirs if entry["type"] == "directory" else files).append(name)
@@ -72,6 +73,31 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def read(self, path: str) -> Stored | None:
         """The object and its version, or None when absent."""
+
+    # -- data files (dlock.writer): plain, unconditional, each write atomic -------------
+
+    def write_data(self, path: str, data: bytes) -> None:
+        """Replace a data file whole: one PUT on object stores (never a visible partial object)."""
+        getattr(self, "fs").pipe_file(path, data)
+
+    def read_data(self, path: str) -> bytes | None:
+        try:
+            return bytes(getattr(self, "fs").cat_file(path))
+        except FileNotFoundError:
+            return None
+
+    def delete_data(self, path: str) -> bool:
+        """Delete a data file; False when there was none."""
+        try:
+            getattr(self, "fs").rm_file(path)
+        except FileNotFoundError:
+            return False
+        return True
+
+    def data_exists(self, path: str) -> bool:
+        fs = getattr(self, "fs")
+        fs.invalidate_cache(path)
+        return bool(fs.exists(path))
 
     @abc.abstractmethod
     def create(self, path: str, data: bytes) -> Stored:

@@ -4,6 +4,6 @@ from __future__ import annotations
 
 
 def main() -> None:
-    from dlock.cli.app import run
+    from dlock.cli.app import entry
 
-    run()
+    entry()

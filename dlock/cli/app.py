@@ -461,7 +461,8 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):  #
     output.warn(str(message))
 
 
-def run() -> None:
+def entry() -> None:
+    """The `dlock` command."""
     import warnings
 
     warnings.showwarning = _show_warning

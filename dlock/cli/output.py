@@ -207,7 +207,7 @@ class _LiveLine:
     """One spinner line on stderr, on a terminal only; gone when the block ends."""
 
     def __init__(self) -> None:
-        self._status = None
+        self._status: Any = None
         self._enabled = fancy(sys.stderr)
 
     def show(self, text: str) -> None:
