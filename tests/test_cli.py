@@ -17,7 +17,10 @@ from dlock._version import __version__
 
 def test_version_help_and_python_m_work(local_cli):
     version = local_cli("--version")
-    assert version.code == 0 and version.out.strip() == f"dlock {__version__}"
+    first, libraries = version.out.strip().splitlines()
+    assert version.code == 0 and first == f"dlock {__version__}"
+    for library in ("typer", "rich", "fsspec", "s3fs", "gcsfs", "kazoo"):
+        assert library in libraries
     help_text = local_cli("--help")
     assert help_text.code == 0
     for verb in ("status", "acquire", "refresh", "release", "wait", "run"):

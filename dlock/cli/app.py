@@ -67,9 +67,21 @@ def _options(
     }
 
 
+BACKEND_LIBRARIES = ("typer", "click", "rich", "fsspec", "s3fs", "gcsfs", "kazoo")
+
+
 def _version_callback(value: bool) -> None:
     if value:
+        from importlib import metadata
+
+        def version_of(name: str) -> str:  # read from metadata: importing s3fs alone costs 0.4 s
+            try:
+                return f"{name} {metadata.version(name)}"
+            except metadata.PackageNotFoundError:
+                return f"{name} (not installed)"
+
         output.emit(f"dlock {__version__}")
+        output.emit(", ".join(version_of(name) for name in BACKEND_LIBRARIES))
         raise typer.Exit()
 
 
