@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Callable, Iterator, Mapping, TypedDict, TypeVa
 from typing_extensions import Unpack
 
 from dlock.backends.base import Backend, Options
+from dlock.durations import format_duration
 from dlock.errors import LockBusy, UsageError
 from dlock.lease import Lease
 from dlock.model import LockInfo, LockStatus, State
@@ -176,6 +177,8 @@ def _retry_while_busy(backend: Backend, attempt: Callable[[], T], timeout: float
         except LockBusy as busy:
             waited = time.monotonic() - started
             if timeout >= 0 and waited >= timeout:
+                if timeout > 0:
+                    raise LockBusy(f"{busy} Gave up after {format_duration(timeout)}.", holder=busy.holder) from None
                 raise
             if on_wait is not None:
                 on_wait(busy, waited)

@@ -199,11 +199,14 @@ def _judge_all(
 
 def removable(report: FleetReport, older_than: float | None = None, now: float | None = None) -> list[FleetLock]:
     """Stale locks, corrupt ones that have not changed for a minute, and with `older_than`
-    held locks whose holder has not written them for that long. Never another held lock."""
+    held locks whose holder has not written them for that long. Never another held lock,
+    and never a ZooKeeper contender (its session's heartbeats are its refreshes)."""
     now = time.time() if now is None else now
     chosen = []
     for entry in report.locks:
         lock = entry.lock
+        if lock.format == "zookeeper":
+            continue  # alive by definition: an ephemeral node ends with its holder's session
         if lock.state is State.STALE:
             chosen.append(entry)
         elif lock.state is State.CORRUPT:

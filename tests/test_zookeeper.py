@@ -202,3 +202,26 @@ def test_eight_processes_under_dlock_run_on_zookeeper_lose_no_update(zk_cli, zk_
     failures = [p.stderr.read() for p in procs if p.wait(timeout=300) != 0]
     assert not failures, failures
     assert int(counter.read_text()) == 40
+
+
+def test_list_finds_every_lock_node_in_a_subtree_and_clean_leaves_live_sessions_alone(zk_cli, zookeeper, kazoo):
+    root = f"/fleet-{uuid.uuid4().hex[:6]}"
+    kazoo.ensure_path(f"{root}/team/config")  # not a lock node: walked through, not listed
+    mine = hold(zk_cli, f"zk://{zookeeper.address}{root}/team/a")
+    theirs = kazoo.WriteLock(f"{root}/b", "kazoo-job")
+    assert theirs.acquire(timeout=5)
+    try:
+        result = zk_cli("list", f"zk://{zookeeper.address}{root}", "--json")
+        assert result.code == 0, result.err
+        rows = [json.loads(line) for line in result.out.splitlines()]
+        assert [row["dataset"] for row in rows] == [f"{root}/b", f"{root}/team/a"]
+        assert rows[0]["holder"]["identifier"] == "kazoo-job" and rows[1]["holder"]["mode"] == "write"
+        assert "2 locks: 2 held" in result.err
+        time.sleep(1.2)
+        cleaned = zk_cli("clean", f"zk://{zookeeper.address}{root}", "--yes", "--older-than", "1s")
+        assert cleaned.code == 0 and "Nothing to remove" in cleaned.err
+        assert zk_cli("status", f"zk://{zookeeper.address}{root}/b").code == 1
+    finally:
+        theirs.release()
+        mine.terminate()
+        mine.wait(timeout=10)

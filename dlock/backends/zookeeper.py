@@ -29,7 +29,7 @@ from urllib.parse import unquote, urlsplit
 from dlock._version import __version__
 from dlock.backends.base import Backend, LeaseHandle, Options
 from dlock.identity import current_user, pid_alive
-from dlock.errors import BackendError, DLockError, LockBusy, LockLost, Refused, UsageError
+from dlock.errors import BackendError, DLockError, LockBusy, LockLost, NotFound, Refused, UsageError
 from dlock.model import Holder, LockInfo, LockStatus, State
 
 WRITE, READ = "__lock__", "__rlock__"
@@ -211,24 +211,8 @@ class ZooKeeperBackend(Backend):
         return LockStatus(self.target, "zookeeper", self.path, tuple(infos))
 
     def _describe(self, contender: Contender, ordered: list[Contender]) -> LockInfo | None:
-        from kazoo.exceptions import NoNodeError  # noqa: PLC0415
+        return ZooKeeperView(self, self.path).describe(contender, ordered)
 
-        path = f"{self.path}/{contender.name}"
-        try:
-            data, stat = self.call("get", path)
-        except NoNodeError:  # released while we looked
-            return None
-        created = stat.ctime / 1000.0
-        return LockInfo(
-            path=path,
-            state=State.HELD,
-            format="zookeeper",
-            holder=_holder(contender, data, stat),
-            written_at=created,
-            age=time.time() - created,
-            waiting=not holds(contender, ordered),
-            fingerprint=f"{stat.czxid:x}.{stat.version}",
-        )
 
     # -- acquiring ----------------------------------------------------------------------
 
@@ -295,12 +279,71 @@ class ZooKeeperBackend(Backend):
             removed.append(lock)
         return removed
 
+    def scan_tree(self, *, depth: int, on_progress: Callable[[int, int], None] | None = None) -> Any:
+        """Every lock node under this path (`dlock list zk://...`): nodes whose children are
+        contenders, with one row per contender. Nothing here is ever stale: a dead holder's
+        ephemeral node goes with its session, so `clean` finds nothing to remove."""
+        from kazoo.exceptions import NoNodeError  # noqa: PLC0415
+
+        from dlock.fleet import FleetLock, FleetReport  # noqa: PLC0415
+
+        if self.call("exists", self.path) is None:
+            raise NotFound(f"{self.target}: no such node. Check the path.")
+        report = FleetReport(self.target, 0, [], [])
+        pending, scanned = [(self.path, 0)], 0
+        while pending:
+            node, level = pending.pop()
+            try:
+                children = list(self.call("get_children", node))
+            except NoNodeError:
+                continue
+            scanned += 1
+            ordered = contenders(children)
+            if ordered:
+                report.datasets += 1
+                lock_node = ZooKeeperView(self, node)
+                report.locks += [FleetLock(node, info) for c in ordered if (info := lock_node.describe(c, ordered))]
+            elif level < depth:
+                pending += [(f"{node.rstrip('/')}/{child}", level + 1) for child in children]
+            if on_progress is not None:
+                on_progress(scanned, len(report.locks))
+        report.locks.sort(key=lambda entry: (entry.dataset, entry.lock.path))
+        return report
+
     def close(self) -> None:
         try:
             self.client.stop()
             self.client.close()
         except Exception:  # noqa: BLE001  (closing is best effort; the session expires anyway)
             pass
+
+
+class ZooKeeperView:
+    """One lock node seen through a backend's session (the target's, or one found by list)."""
+
+    def __init__(self, backend: ZooKeeperBackend, path: str) -> None:
+        self.backend = backend
+        self.path = path
+
+    def describe(self, contender: Contender, ordered: list[Contender]) -> LockInfo | None:
+        from kazoo.exceptions import NoNodeError  # noqa: PLC0415
+
+        path = f"{self.path}/{contender.name}"
+        try:
+            data, stat = self.backend.call("get", path)
+        except NoNodeError:  # released while we looked
+            return None
+        created = stat.ctime / 1000.0
+        return LockInfo(
+            path=path,
+            state=State.HELD,
+            format="zookeeper",
+            holder=_holder(contender, data, stat),
+            written_at=created,
+            age=time.time() - created,
+            waiting=not holds(contender, ordered),
+            fingerprint=f"{stat.czxid:x}.{stat.version}",
+        )
 
 
 class ZkLease(LeaseHandle):

@@ -124,7 +124,7 @@ def _short(status: LockStatus, lock: LockInfo) -> str:
 
 
 def _row(status: LockStatus, lock: LockInfo) -> tuple[str, ...]:
-    skew = f"{lock.clock_skew:+.1f}s" if lock.clock_skew is not None and abs(lock.clock_skew) >= 0.05 else ""
+    skew = _skew_text(lock.clock_skew)
     return (
         _short(status, lock),
         lock.branch or "",
@@ -134,6 +134,14 @@ def _row(status: LockStatus, lock: LockInfo) -> tuple[str, ...]:
         format_duration(lock.age) if lock.age is not None and lock.state is not State.ABSENT else "",
         skew,
     )
+
+
+def _skew_text(skew: float | None) -> str:
+    """Writer's clock minus the store's: tenths of a second matter, hours mean a copied file."""
+    if skew is None or abs(skew) < 0.05:
+        return ""
+    sign = "+" if skew > 0 else "-"
+    return f"{skew:+.1f}s" if abs(skew) < 60 else sign + format_duration(skew)
 
 
 def _headline(status: LockStatus) -> str:

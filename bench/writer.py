@@ -1,0 +1,162 @@
+"""Linearised writer sessions per second per backend at 1, 2, 4 and 8 processes, and the
+in-process cost of acquire+release on local disk and memory against Deep Lake's local lock.
+
+    python bench/writer.py [--sessions 25] [--runs 200]
+
+A session is `with dlock.writer(ds) as w:` reading a counter file and writing it back
+incremented. Workers start together at a common instant (their imports done), so the
+figure is sessions / wall time of the contended part only. Servers run on loopback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Iterator
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "bench")]
+
+import dlock  # noqa: E402
+from objectstore import Counting, deeplake_cycle, servers  # noqa: E402
+from servers.zookeeper import _new_server, _wait_serving  # noqa: E402
+
+WORKER = r"""
+import json, sys, time
+import dlock
+dataset, lock_target, sessions, start_at = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+lock_target = None if lock_target == "-" else lock_target
+time.sleep(max(0.0, start_at - time.time()))
+for _ in range(sessions):
+    with dlock.writer(dataset, timeout=-1, ttl=60, lock_target=lock_target) as w:
+        document = json.loads(w.read_bytes("counter.json"))
+        document["count"] += 1
+        w.write_text("counter.json", json.dumps(document))
+print(time.time())
+"""
+
+
+def seed(dataset: str) -> None:
+    backend = dlock.targets.open_backend(dataset)
+    backend.store.write_data(backend.store.join(backend.dataset, "counter.json"), json.dumps({"count": 0}).encode())
+
+
+def throughput(dataset: str, lock_target: str | None, processes: int, sessions: int) -> float:
+    seed(dataset)
+    start_at = time.time() + 2.5 + 0.3 * processes
+    procs = [subprocess.Popen([sys.executable, "-c", WORKER, dataset, lock_target or "-", str(sessions), str(start_at)],
+                              stdout=subprocess.PIPE, text=True) for _ in range(processes)]
+    ends = [float(p.communicate()[0]) for p in procs]
+    total = processes * sessions
+    with dlock.writer(dataset, timeout=30) as w:
+        assert json.loads(w.read_bytes("counter.json"))["count"] == total, "lost update"
+    return total / (max(ends) - start_at)
+
+
+def thread_throughput(dataset: str, threads: int, sessions: int) -> float:
+    seed(dataset)
+
+    def work() -> None:
+        for _ in range(sessions):
+            with dlock.writer(dataset, timeout=-1, ttl=60) as w:
+                document = json.loads(w.read_bytes("counter.json"))
+                document["count"] += 1
+                w.write_text("counter.json", json.dumps(document))
+
+    started = time.perf_counter()
+    pool = [threading.Thread(target=work) for _ in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    return threads * sessions / (time.perf_counter() - started)
+
+
+@contextlib.contextmanager
+def zookeeper() -> Iterator[str]:
+    server = _new_server(Path(tempfile.mkdtemp()), "bench")
+    server.start()
+    try:
+        assert _wait_serving([server])
+        yield server.address
+    finally:
+        server.stop()
+
+
+def acquire_release_ms(target: str, runs: int) -> float:
+    dlock.acquire(target).release()
+    samples = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        dlock.acquire(target).release()
+        samples.append(time.perf_counter() - started)
+    return statistics.median(samples) * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sessions", type=int, default=25, help="sessions per worker")
+    parser.add_argument("--runs", type=int, default=200)
+    args = parser.parse_args()
+    counts = (1, 2, 4, 8)
+    rows: list[tuple[str, list[float]]] = []
+    local = tempfile.mkdtemp()
+    from fsspec.implementations.memory import MemoryFileSystem
+
+    MemoryFileSystem().mkdir("/bench-ds")
+    with servers() as endpoints, zookeeper() as zk_hosts:
+        os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1",
+                          AWS_ENDPOINT_URL=endpoints["s3"], STORAGE_EMULATOR_HOST=endpoints["gcs"],
+                          GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT="false")
+        import urllib.request
+
+        import boto3
+
+        bucket = f"bench-{uuid.uuid4().hex[:8]}"
+        boto3.client("s3").create_bucket(Bucket=bucket)
+        urllib.request.urlopen(urllib.request.Request(
+            f"{endpoints['gcs']}/storage/v1/b", data=json.dumps({"name": bucket}).encode(),
+            headers={"Content-Type": "application/json"}, method="POST")).read()
+        sites = [("local", local, None), ("s3 (moto)", f"s3://{bucket}/ds", None),
+                 ("gcs (fake-gcs-server)", f"gs://{bucket}/ds", None),
+                 ("zookeeper lock, local files", local, f"zk://{zk_hosts}/bench/writer")]
+        for name, dataset, lock_target in sites:
+            rows.append((name + " (processes)", [throughput(dataset, lock_target, n, args.sessions) for n in counts]))
+        rows.append(("memory (threads, one process)", [thread_throughput("memory://bench-ds", n, args.sessions) for n in counts]))
+        local_ms = acquire_release_ms(local, args.runs)
+        memory_ms = acquire_release_ms("memory://bench-ds", args.runs)
+    backend = dlock.targets.open_backend(local)
+    counter = Counting(backend.store)
+    lock_path = os.path.join(local, "dataset_lock.lock")
+    deeplake = []
+    for _ in range(20):
+        started = time.perf_counter()
+        deeplake_cycle(counter, lock_path, 0.01)
+        deeplake.append(time.perf_counter() - started)
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
+          f"{args.sessions} sessions per worker")
+    print("| backend | 1 | 2 | 4 | 8 |")
+    print("|---|---|---|---|---|")
+    for name, values in rows:
+        print(f"| {name} | " + " | ".join(f"{v:.0f}/s" for v in values) + " |")
+    print()
+    print("| in-process acquire+release | median |")
+    print("|---|---|")
+    print(f"| dlock.acquire().release(), local disk | {local_ms:.2f} ms |")
+    print(f"| dlock.acquire().release(), memory:// | {memory_ms:.2f} ms |")
+    print(f"| Deep Lake 3 local lock protocol (write, sleep 0.01 s, verify, delete) | {statistics.median(deeplake) * 1000:.1f} ms |")
+
+
+if __name__ == "__main__":
+    main()
