@@ -104,6 +104,24 @@ def servers() -> Iterator[dict[str, str]]:
         stop(gcs)
 
 
+def bucket_on_both(endpoints: dict[str, str]) -> str:
+    """Point this process at the loopback servers and make one bucket of the same name on each."""
+    import json
+    import urllib.request
+
+    import boto3
+
+    os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1",
+                      AWS_ENDPOINT_URL=endpoints["s3"], STORAGE_EMULATOR_HOST=endpoints["gcs"],
+                      GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT="false")
+    bucket = f"bench-{uuid.uuid4().hex[:8]}"
+    boto3.client("s3").create_bucket(Bucket=bucket)
+    urllib.request.urlopen(urllib.request.Request(
+        f"{endpoints['gcs']}/storage/v1/b", data=json.dumps({"name": bucket}).encode(),
+        headers={"Content-Type": "application/json"}, method="POST")).read()
+    return bucket
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=200)
@@ -111,18 +129,7 @@ def main() -> None:
     args = parser.parse_args()
     rows = []
     with servers() as endpoints:
-        os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1",
-                          AWS_ENDPOINT_URL=endpoints["s3"], STORAGE_EMULATOR_HOST=endpoints["gcs"],
-                          GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT="false")
-        import boto3
-        import urllib.request
-        import json
-
-        bucket = f"bench-{uuid.uuid4().hex[:8]}"
-        boto3.client("s3").create_bucket(Bucket=bucket)
-        urllib.request.urlopen(urllib.request.Request(
-            f"{endpoints['gcs']}/storage/v1/b", data=json.dumps({"name": bucket}).encode(),
-            headers={"Content-Type": "application/json"}, method="POST")).read()
+        bucket = bucket_on_both(endpoints)
         local_root = tempfile.mkdtemp()
         sites = {"local": (local_root, DEEPLAKE_VERIFY_LOCAL), "s3 (moto)": (f"s3://{bucket}", DEEPLAKE_VERIFY),
                  "gcs (fake-gcs-server)": (f"gs://{bucket}", DEEPLAKE_VERIFY)}

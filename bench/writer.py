@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "bench")]
 
 import dlock  # noqa: E402
-from objectstore import Counting, deeplake_cycle, servers  # noqa: E402
+from objectstore import Counting, bucket_on_both, deeplake_cycle, servers  # noqa: E402
 from servers.zookeeper import _new_server, _wait_serving  # noqa: E402
 
 WORKER = r"""
@@ -116,18 +116,7 @@ def main() -> None:
 
     MemoryFileSystem().mkdir("/bench-ds")
     with servers() as endpoints, zookeeper() as zk_hosts:
-        os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1",
-                          AWS_ENDPOINT_URL=endpoints["s3"], STORAGE_EMULATOR_HOST=endpoints["gcs"],
-                          GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT="false")
-        import urllib.request
-
-        import boto3
-
-        bucket = f"bench-{uuid.uuid4().hex[:8]}"
-        boto3.client("s3").create_bucket(Bucket=bucket)
-        urllib.request.urlopen(urllib.request.Request(
-            f"{endpoints['gcs']}/storage/v1/b", data=json.dumps({"name": bucket}).encode(),
-            headers={"Content-Type": "application/json"}, method="POST")).read()
+        bucket = bucket_on_both(endpoints)
         sites = [("local", local, None), ("s3 (moto)", f"s3://{bucket}/ds", None),
                  ("gcs (fake-gcs-server)", f"gs://{bucket}/ds", None),
                  ("zookeeper lock, local files", local, f"zk://{zk_hosts}/bench/writer")]
