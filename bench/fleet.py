@@ -40,7 +40,7 @@ class Counting:
 
     def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
         attribute = getattr(self._store, name)
-        if name in ("scan", "read", "delete", "is_dir"):
+        if name in ("scan", "list_tree", "read", "delete", "is_dir"):
             def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
                 self.requests += 1
                 return attribute(*args, **kwargs)
@@ -75,9 +75,14 @@ def populate_local(root: str, n: int) -> None:
 def run_site(name: str, n: int, storage: dict[str, str], prepare) -> list[tuple]:  # type: ignore[no-untyped-def]
     """Both walks on a freshly populated root each (prepare() returns it), so clean finds the same 300."""
     rows = []
-    for concurrency, label in ((1, "one request at a time"), (fleet.CONCURRENCY, f"dlock ({fleet.CONCURRENCY} in flight)")):
+    modes = (
+        ("baseline: a listing per directory, one request at a time", 1, False),
+        (f"dlock: a page per folder where it fits, {fleet.CONCURRENCY} in flight", None, True),
+    )
+    for label, concurrency, flat in modes:
         root = prepare()
         backend = open_backend(root, options(storage_options=storage))
+        backend.store.lists_trees = backend.store.lists_trees and flat
         counter = Counting(backend.store)
         backend.store = counter  # type: ignore[assignment]
         started = time.perf_counter()
