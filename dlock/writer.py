@@ -117,6 +117,6 @@ def writer(
     if not isinstance(data_backend, LockFileBackend):
         raise UsageError(f"{dataset}: the writer writes dataset files; give the dataset's path or URL "
                          "(and lock_target= for a ZooKeeper lock).")
-    data_backend.layout()  # the dataset must exist: a typo creates nothing
+    data_backend.ensure_exists()  # a typo creates nothing
     with lock(lock_target or dataset, timeout=timeout, ttl=ttl, note=note, **opts) as lease:
         yield Writer(data_backend.store, data_backend.dataset, lease)

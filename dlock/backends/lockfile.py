@@ -73,6 +73,10 @@ class LockFileBackend(Backend):
             locks.append(target_lock)
         return Layout(kind, target_lock, tuple(locks))
 
+    def ensure_exists(self) -> None:
+        """NotFound unless the dataset exists (one or two requests, no listing of versions)."""
+        self._locate()
+
     def _locate(self) -> tuple[str, LockFile, dict[str, str]]:
         """(kind, the lock acquire takes, branch heads) in as few requests as possible:
         version_control_info.json first, since its presence also proves the dataset exists."""

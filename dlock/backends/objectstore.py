@@ -10,6 +10,7 @@ s3fs and gcsfs are imported only here, when a target needs them (~0.4 s and ~0.8
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -392,7 +393,7 @@ def open_s3(target: str, location: str, options: Options) -> Backend:
     config.setdefault("read_timeout", 20)
     config.setdefault("retries", {"max_attempts": 3, "mode": "standard"})
     endpoint = storage.get("endpoint_url") or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-    fs = s3fs.S3FileSystem(use_listings_cache=False, skip_instance_cache=True, config_kwargs=config, **storage)
+    fs = s3fs.S3FileSystem(use_listings_cache=False, config_kwargs=config, **storage)
     fs.retries = 3
     store = S3Store(fs, target, endpoint)
     backend = LockFileBackend(store, path, target, options)
@@ -413,10 +414,11 @@ def open_gcs(target: str, location: str, options: Options) -> Backend:
 
     if os.environ.get("STORAGE_EMULATOR_HOST") and "token" not in storage:
         storage["token"] = "anon"  # the emulator takes no credentials
-    fs = _bounded_gcs_filesystem(gcsfs)(skip_instance_cache=True, **storage)
+    fs = _bounded_gcs_filesystem(gcsfs)(use_listings_cache=False, **storage)
     return LockFileBackend(GCSStore(fs, target, scheme), path, target, options)
 
 
+@functools.lru_cache(maxsize=None)
 def _bounded_gcs_filesystem(gcsfs: Any) -> Any:
     """gcsfs retries every request 6 times with backoff up to 16 s (~31 s against an
     endpoint that is down); a lock tool should say so within seconds. Same retriable
