@@ -32,6 +32,13 @@ class Holder:
     session_id: str | None = None  # ZooKeeper: hex session id of the owner
     identifier: str | None = None  # ZooKeeper: node data that is not dlock's JSON
 
+    def who(self) -> str:
+        """For messages: user@host pid N (mode), or whatever identifies a holder dlock did not write."""
+        name = (f"{self.user}@" if self.user else "") + (self.host or self.node_id or self.identifier or self.node or "?")
+        pid = f" pid {self.pid}" if self.pid is not None else ""
+        mode = f" ({self.mode})" if self.mode else ""
+        return name + pid + mode
+
 
 @dataclasses.dataclass(frozen=True)
 class LockInfo:
@@ -77,6 +84,11 @@ class LockStatus:
     def primary(self) -> LockInfo | None:
         """The lock that `acquire` would take, if it exists."""
         return next((lock for lock in self.locks if lock.path == self.lock_path), None)
+
+
+def held_by(info: LockInfo | None) -> str:
+    """" by <holder>" for a sentence about a held lock, or nothing when the holder is unknown."""
+    return f" by {info.holder.who()}" if info is not None and info.holder is not None else ""
 
 
 def to_jsonable(value: Any) -> Any:

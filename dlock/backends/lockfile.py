@@ -25,7 +25,7 @@ from dlock.backends.base import Backend, LeaseHandle, Options
 from dlock.backends.store import AlreadyExists, Conflict, Store, Stored
 from dlock.identity import current_user, pid_alive
 from dlock.errors import CorruptLock, LockBusy, LockLost, NotFound, NotOwner, UsageError
-from dlock.model import Holder, LockInfo, LockStatus, State
+from dlock.model import Holder, LockInfo, LockStatus, State, held_by as _by
 
 LOCK_NAME = "dataset_lock.lock"
 VERSION_INFO = "version_control_info.json"
@@ -179,7 +179,7 @@ class LockFileBackend(Backend):
         if info.state is State.HELD:
             if _owner(current) == token:  # our own write, answered as a conflict after a retry
                 return current
-            raise LockBusy(f"{self.target} is locked{_by(info.holder)}.", holder=info)
+            raise LockBusy(f"{self.target} is locked{_by(info)}.", holder=info)
         try:
             return self.store.replace(lock.path, data, current)
         except Conflict:
@@ -210,7 +210,7 @@ class LockFileBackend(Backend):
         if info.state is State.CORRUPT and not force:
             raise CorruptLock(f"{lock.path} is corrupt ({info.reason}); only --force removes it.")
         if info.state is State.HELD and not force:
-            raise LockBusy(f"{self.target} is locked{_by(info.holder)}; it is not stale.", holder=info)
+            raise LockBusy(f"{self.target} is locked{_by(info)}; it is not stale.", holder=info)
         try:
             self.store.delete(lock.path, current)
         except Conflict:
@@ -403,12 +403,3 @@ def _unprotected_warning(state: State, holder: Holder, record: codec.LockRecord)
             "unless its token is used to refresh it, the lock goes stale when it expires."
         )
     return None
-
-
-def _by(holder: Holder | None) -> str:
-    if holder is None:
-        return ""
-    who = holder.user + "@" if holder.user else ""
-    where = holder.host or holder.node_id or "?"
-    pid = f" pid {holder.pid}" if holder.pid else ""
-    return f" by {who}{where}{pid}"

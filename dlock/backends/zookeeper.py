@@ -30,7 +30,7 @@ from dlock._version import __version__
 from dlock.backends.base import Backend, LeaseHandle, Options
 from dlock.identity import current_user, pid_alive
 from dlock.errors import BackendError, DLockError, LockBusy, LockLost, NotFound, Refused, UsageError
-from dlock.model import Holder, LockInfo, LockStatus, State
+from dlock.model import Holder, LockInfo, LockStatus, State, held_by as _by
 
 WRITE, READ = "__lock__", "__rlock__"
 CONTENDER = re.compile(r"^(?P<uuid>[0-9a-f]*)(?P<kind>__lock__|__rlock__)(?P<seq>-?\d{10})$")
@@ -461,15 +461,6 @@ def _holder(contender: Contender, data: bytes, stat: Any) -> Holder:
         note=payload.get("note") or None, tool=payload.get("tool"),
         pid_alive=pid_alive(pid) if this_machine and pid else None,
     )
-
-
-def _by(info: LockInfo | None) -> str:
-    if info is None or info.holder is None:
-        return ""
-    holder = info.holder
-    if holder.host:
-        return f" by {holder.user + '@' if holder.user else ''}{holder.host} pid {holder.pid} ({holder.mode})"
-    return f" by {holder.identifier or holder.node} ({holder.mode})"
 
 
 def open_backend(target: str, location: str, options: Options) -> Backend:
