@@ -14,10 +14,11 @@ from dlock import api
 from dlock._version import __version__
 from dlock.cli import output
 from dlock.cli.exitcodes import BACKEND, BUSY, CORRUPT, INTERNAL, OK, exit_code_for
-from dlock.cli.runner import run_locked
+from dlock.cli.runner import hold_until_signal, run_locked
 from dlock.durations import parse_duration
 from dlock.errors import DLockError, Interrupted, LockBusy, Refused, UsageError
 from dlock.model import LockStatus, State
+from dlock.targets import scheme_of
 
 app = typer.Typer(
     name="dlock",
@@ -172,7 +173,7 @@ def acquire(
     wait_seconds = parse_duration(timeout, what="--timeout", allow_forever=True)
     ttl_seconds = _ttl(ttl)
     opts = _options(storage_option, branch, commit, None, zk_timeout, zk_auth)
-    if not hold and _needs_session(target, opts):
+    if not hold and scheme_of(target) == "zk":  # a ZooKeeper lock ends with its session
         raise UsageError(
             f"{target}: a ZooKeeper lock lives only as long as the process that holds it, so plain "
             "`acquire` would release it on exit. Use `dlock acquire --hold` or `dlock run`."
@@ -187,19 +188,7 @@ def acquire(
         output.say(f"Locked {lease.path} (expires {output.relative(lease.expires)}).")
     if hold:
         sys.stdout.flush()
-        raise typer.Exit(_hold(lease))
-
-
-def _hold(lease: api.Lease) -> int:  # type: ignore[name-defined]
-    from dlock.cli.runner import hold_until_signal
-
-    return hold_until_signal(lease)
-
-
-def _needs_session(target: str, opts: dict) -> bool:
-    from dlock.targets import scheme_of
-
-    return scheme_of(target) == "zk"
+        raise typer.Exit(hold_until_signal(lease))
 
 
 def _ttl(text: str) -> float:
