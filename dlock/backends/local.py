@@ -93,12 +93,7 @@ class LocalStore(Store):
     def replace(self, path: str, data: bytes, expected: Stored) -> Stored:
         with self._guard(path):
             self._check(path, expected)
-            temp = self._write_temp(path, data)
-            try:
-                os.replace(temp, path)
-            except OSError as exc:
-                _unlink_quietly(temp)
-                raise _backend_error(path, exc) from exc
+            self._rename_into_place(path, data)
             stored = self.read(path)
         assert stored is not None
         return stored
@@ -119,12 +114,7 @@ class LocalStore(Store):
             os.makedirs(os.path.dirname(path), exist_ok=True)
         except OSError as exc:
             raise _backend_error(path, exc) from exc
-        temp = self._write_temp(path, data)
-        try:
-            os.replace(temp, path)
-        except OSError as exc:
-            _unlink_quietly(temp)
-            raise _backend_error(path, exc) from exc
+        self._rename_into_place(path, data)
 
     def read_data(self, path: str) -> bytes | None:
         stored = self.read(path)
@@ -158,6 +148,14 @@ class LocalStore(Store):
             yield
         finally:
             os.close(fd)  # closing drops the flock
+
+    def _rename_into_place(self, path: str, data: bytes) -> None:
+        temp = self._write_temp(path, data)
+        try:
+            os.replace(temp, path)
+        except OSError as exc:
+            _unlink_quietly(temp)
+            raise _backend_error(path, exc) from exc
 
     def _write_temp(self, path: str, data: bytes) -> str:
         directory, name = os.path.split(path)

@@ -82,6 +82,11 @@ class FsspecStore(Store):
     def url(self, path: str) -> str:
         return f"{self.scheme}://{path}"
 
+    def _split(self, path: str) -> tuple[str, str]:
+        """bucket/key paths (S3, GCS)."""
+        bucket, _, key = path.partition("/")
+        return bucket, key
+
     def is_dir(self, path: str) -> bool:
         with self.errors(path):
             self.fs.invalidate_cache(path)
@@ -192,10 +197,6 @@ class S3Store(FsspecStore):
         super().__init__(fs, "s3", target)
         self.endpoint = endpoint
 
-    def _split(self, path: str) -> tuple[str, str]:
-        bucket, _, key = path.partition("/")
-        return bucket, key
-
     def is_dir(self, path: str) -> bool:
         bucket, key = self._split(path)
         with self.errors(path):
@@ -300,10 +301,6 @@ class GCSStore(FsspecStore):
 
     def __init__(self, fs: Any, target: str, scheme: str) -> None:
         super().__init__(fs, scheme, target)
-
-    def _split(self, path: str) -> tuple[str, str]:
-        bucket, _, key = path.partition("/")
-        return bucket, key
 
     def is_dir(self, path: str) -> bool:
         bucket, key = self._split(path)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import threading
-from typing import Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from dlock.cli import output
 from dlock.cli.exitcodes import LOST, OK
@@ -46,19 +47,10 @@ def run_locked(lease: Lease, command: Sequence[str], grace: float) -> int:
         if signum != signal.SIGINT or own_group:
             _signal(child, signum)
 
-    previous = {signum: signal.signal(signum, forward) for signum in FORWARDED}
-    try:
+    with _handling(FORWARDED, forward):
         lease.keep_alive(on_lost)
         returncode = child.wait()
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-    if lost.is_set():
-        return LOST
-    try:
-        lease.release()
-    except LockLost as exc:
-        output.error(f"lock lost while {command[0]!r} ran: {exc}")
+    if lost.is_set() or not _released(lease, f"lock lost while {command[0]!r} ran: "):
         return LOST
     return 128 - returncode if returncode < 0 else returncode
 
@@ -73,23 +65,34 @@ def hold_until_signal(lease: Lease) -> int:
         lost.set()
         stop.set()
 
-    previous = {signum: signal.signal(signum, lambda *_: stop.set()) for signum in FORWARDED[:3]}
-    try:
+    with _handling(FORWARDED[:3], lambda *_: stop.set()):
         lease.keep_alive(on_lost)
         while not stop.wait(0.5):
             pass
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-    if lost.is_set():
-        return LOST
-    try:
-        lease.release()
-    except LockLost as exc:
-        output.error(str(exc))
+    if lost.is_set() or not _released(lease, ""):
         return LOST
     output.say(f"Released {lease.path}.")
     return OK
+
+
+@contextlib.contextmanager
+def _handling(signums: Sequence[int], handler: Callable[[int, Any], None]) -> Iterator[None]:
+    previous = {signum: signal.signal(signum, handler) for signum in signums}
+    try:
+        yield
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, old)
+
+
+def _released(lease: Lease, context: str) -> bool:
+    """Release at the end of holding; False (said on stderr) if the lock was no longer ours."""
+    try:
+        lease.release()
+    except LockLost as exc:
+        output.error(f"{context}{exc}")
+        return False
+    return True
 
 
 def _die_with_parent() -> None:
