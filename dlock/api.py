@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import math
+import os
 import time
-from typing import TYPE_CHECKING, Callable, Iterator, Mapping, TypedDict, TypeVar
+from typing import TYPE_CHECKING, Callable, Iterator, Mapping, TypedDict, TypeVar, Union
 
 from typing_extensions import Unpack
 
 from dlock.backends.base import Backend, Options
-from dlock.durations import format_duration
-from dlock.errors import LockBusy, UsageError
-from dlock.lease import Lease
+from dlock.durations import check_timeout, check_ttl, format_duration
+from dlock.errors import CorruptLock, LockBusy, UsageError
+from dlock.lease import CHECK_INTERVAL, Lease
 from dlock.model import LockInfo, LockStatus, State
 from dlock.targets import open_backend
 
@@ -45,28 +47,51 @@ class TargetOptions(TypedDict, total=False):
     zk_auth: str | None
 
 
+# A target: a path or URL string, or any os.PathLike (pathlib.Path) for a local dataset.
+Target = Union[str, "os.PathLike[str]"]
+
+
 def options(**given: Unpack[TargetOptions]) -> Options:
-    """The backend Options for these keywords (see TargetOptions)."""
-    return Options(
-        dict(given.get("storage_options") or {}),
-        given.get("branch", "main"),
-        given.get("commit"),
-        given.get("validity"),
-        given.get("zk_timeout", 10.0),
-        given.get("zk_auth"),
-    )
+    """The backend Options for these keywords (see TargetOptions); TypeError for any other."""
+    unknown = sorted(set(given) - set(TargetOptions.__annotations__))
+    if unknown:
+        raise TypeError(f"unexpected keyword argument{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}")
+    storage = given.get("storage_options") or {}
+    if not isinstance(storage, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in storage.items()):
+        raise TypeError("storage_options must map option names to text values, as -o KEY=VALUE does")
+    for name in ("branch", "commit", "zk_auth"):
+        if given.get(name) is not None and not isinstance(given.get(name), str):
+            raise TypeError(f"{name} must be a string, not {type(given.get(name)).__name__}")
+    validity = given.get("validity")
+    if validity is not None:
+        validity = check_ttl(validity, what="validity")
+    zk_timeout = given.get("zk_timeout", 10.0)
+    if isinstance(zk_timeout, bool) or not isinstance(zk_timeout, (int, float)) or not (0 < zk_timeout <= 3600 and math.isfinite(zk_timeout)):
+        raise UsageError(f"zk_timeout {zk_timeout!r} must be more than 0 and at most an hour.")
+    return Options(dict(storage), given.get("branch", "main"), given.get("commit"), validity, float(zk_timeout), given.get("zk_auth"))
 
 
-def status(target: str, **target_options: Unpack[TargetOptions]) -> LockStatus:
+def target_text(target: Target) -> str:
+    """A target as text: str as given, os.PathLike (pathlib.Path) through os.fspath."""
+    if isinstance(target, str):
+        return target
+    if isinstance(target, os.PathLike):
+        path = os.fspath(target)
+        if isinstance(path, str):
+            return path
+    raise TypeError(f"a target is a path or URL string or an os.PathLike, not {type(target).__name__}")
+
+
+def status(target: Target, **target_options: Unpack[TargetOptions]) -> LockStatus:
     """Every lock of `target` (a dataset path/URL or zk://...), judged now."""
-    with open_backend(target, options(**target_options)) as backend:
+    with open_backend(target_text(target), options(**target_options)) as backend:
         return backend.status()
 
 
 def acquire(
-    target: str,
+    target: Target,
     *,
-    timeout: float = 0,
+    timeout: float | None = 0,
     ttl: float = DEFAULT_TTL,
     note: str = "",
     shared: bool = False,
@@ -75,16 +100,19 @@ def acquire(
 ) -> Lease:
     """Take the lock of `target` and return its Lease.
 
-    `timeout` 0 tries once, a positive value waits that many seconds, -1 waits forever;
-    raises LockBusy when the lock stays held. The lease is not refreshed unless you call
-    `lease.keep_alive()` (or use `dlock.lock`).
+    `timeout` 0 tries once, a positive value waits that many seconds, -1 or None waits
+    forever; raises LockBusy when the lock stays held. `ttl` is 1 s to 30 d. The lease is
+    not refreshed unless you call `lease.keep_alive()` (or use `dlock.lock`).
     """
-    if ttl <= 0:
-        raise UsageError(f"{target}: ttl must be more than zero seconds.")
+    target = target_text(target)
+    wait_seconds = check_timeout(timeout)
+    ttl = check_ttl(ttl)
+    if not isinstance(note, str):
+        raise TypeError(f"note must be a string, not {type(note).__name__}")
     backend = open_backend(target, options(**target_options))
     try:
         handle = _retry_while_busy(
-            backend, lambda: backend.try_acquire(ttl=ttl, note=note, shared=shared), timeout, on_wait
+            backend, lambda: backend.try_acquire(ttl=ttl, note=note, shared=shared), wait_seconds, on_wait
         )
     except BaseException:
         backend.close()
@@ -92,16 +120,17 @@ def acquire(
     return Lease(backend, handle)
 
 
-def refresh(target: str, token: str, *, ttl: float = DEFAULT_TTL, **target_options: Unpack[TargetOptions]) -> Lease:
+def refresh(target: Target, token: str, *, ttl: float = DEFAULT_TTL, **target_options: Unpack[TargetOptions]) -> Lease:
     """Extend a lock held under `token` (perhaps by another process); raises NotOwner if not ours."""
-    backend = open_backend(target, options(**target_options))
+    ttl = check_ttl(ttl)
+    backend = open_backend(target_text(target), options(**target_options))
     lease = Lease(backend, backend.adopt(token, ttl=ttl))
     lease.refresh()
     return lease
 
 
 def release(
-    target: str,
+    target: Target,
     *,
     token: str | None = None,
     force: bool = False,
@@ -116,6 +145,7 @@ def release(
     stale lock. With `force`: whoever holds it, without asking (the CLI asks). `seen`
     refuses the removal if the lock changed since it was shown. Returns what was removed.
     """
+    target = target_text(target)
     chosen = sum(bool(x) for x in (token, force, if_stale))
     if chosen != 1:
         raise UsageError(f"{target}: release needs exactly one of a token, force or if_stale.")
@@ -128,18 +158,25 @@ def release(
         return backend.remove(force=force, if_stale=if_stale, seen=seen, include_waiters=include_waiters)
 
 
-def wait(target: str, timeout: float | None = None, *, on_wait: WaitCallback | None = None, **target_options: Unpack[TargetOptions]) -> bool:
-    """Block until `target` is free (absent or stale); False when `timeout` seconds pass first."""
+def wait(target: Target, timeout: float | None = None, *, on_wait: WaitCallback | None = None, **target_options: Unpack[TargetOptions]) -> bool:
+    """Block until `target` is free (absent or stale); False when `timeout` seconds pass first.
+    A corrupt lock is not free: CorruptLock."""
+    target = target_text(target)
+    limit = check_timeout(timeout)
     with open_backend(target, options(**target_options)) as backend:
 
         def check() -> LockStatus:
             current = backend.status()
+            if current.state is State.CORRUPT:
+                bad = next(lock for lock in current.locks if lock.state is State.CORRUPT)
+                raise CorruptLock(f"{bad.path} is corrupt ({bad.reason}), so {target} is not free. "
+                                  "Inspect it; `dlock release --force` removes it.")
             if current.state is State.HELD:
                 raise LockBusy(f"{target} is locked.", holder=current)
             return current
 
         try:
-            _retry_while_busy(backend, check, -1 if timeout is None else timeout, on_wait)
+            _retry_while_busy(backend, check, limit, on_wait)
         except LockBusy:
             return False
         return True
@@ -147,20 +184,35 @@ def wait(target: str, timeout: float | None = None, *, on_wait: WaitCallback | N
 
 @contextlib.contextmanager
 def lock(
-    target: str, *, timeout: float = -1, ttl: float = DEFAULT_TTL, note: str = "", shared: bool = False, **target_options: Unpack[TargetOptions]
+    target: Target,
+    *,
+    timeout: float | None = -1,
+    ttl: float = DEFAULT_TTL,
+    note: str = "",
+    shared: bool = False,
+    check_interval: float = CHECK_INTERVAL,
+    **target_options: Unpack[TargetOptions],
 ) -> Iterator[Lease]:
     """Hold the lock of `target` for a `with` block: acquire, refresh in the background, release.
 
-    `timeout` -1 (default) waits forever. Check `lease.lost` in long loops: once it is
-    True another writer may hold the lock.
+    `timeout` -1 (default) or None waits forever. While the block runs, the lock is
+    confirmed every `check_interval` seconds; once it is lost (forced away, taken over)
+    `lease.lost` is True, and leaving the block raises LockLost unless the block itself
+    raised. Check `lease.lost` in long loops: once it is True another writer may hold it.
     """
+    if isinstance(check_interval, bool) or not isinstance(check_interval, (int, float)) or not check_interval > 0:
+        raise UsageError(f"check_interval {check_interval!r} must be more than zero seconds.")
     lease = acquire(target, timeout=timeout, ttl=ttl, note=note, shared=shared, **target_options)
     try:
-        lease.keep_alive()
-        yield lease
+        lease.keep_alive(check_interval=check_interval)
+        try:
+            yield lease
+        except BaseException:
+            with contextlib.suppress(Exception):
+                lease.release()
+            raise
+        lease.release()  # LockLost if the lock was lost during the block
     finally:
-        with contextlib.suppress(Exception):
-            lease.release()
         lease.backend.close()
 
 
@@ -188,12 +240,13 @@ def _retry_while_busy(backend: Backend, attempt: Callable[[], T], timeout: float
 
 
 def scan_locks(
-    root: str, *, depth: int = 8, on_progress: Callable[[int, int], None] | None = None, **target_options: Unpack[TargetOptions]
+    root: Target, *, depth: int = 8, on_progress: Callable[[int, int], None] | None = None, **target_options: Unpack[TargetOptions]
 ) -> FleetReport:
     """Every dataset lock under `root` (a directory tree or bucket prefix), judged now."""
     from dlock import fleet
     from dlock.backends.lockfile import LockFileBackend
 
+    root = target_text(root)
     with open_backend(root, options(**target_options)) as backend:
         scan_tree = getattr(backend, "scan_tree", None)
         if scan_tree is not None:  # ZooKeeper: a subtree of lock nodes

@@ -27,9 +27,37 @@ def parse_duration(text: str | float | int, *, what: str = "duration", allow_for
     return value
 
 
+# Bounds on a lock's ttl: below a second the refresh (at 40 %) cannot keep up with a
+# store's latency; above 30 days a lock outlives anyone who would remember taking it.
+MIN_TTL = 1.0
+MAX_TTL = 30 * 86400.0
+
+
+def check_ttl(value: object, *, what: str = "ttl") -> float:
+    """A ttl in seconds within [MIN_TTL, MAX_TTL], or UsageError naming the bounds."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{what} must be a number of seconds, not {type(value).__name__}")
+    if not (math.isfinite(value) and MIN_TTL <= value <= MAX_TTL):
+        raise UsageError(f"{what} {value!r} is out of range; a lock's ttl is 1 s to 30 d.")
+    return float(value)
+
+
+def check_timeout(value: object, *, what: str = "timeout") -> float:
+    """0 tries once, a positive number waits that long, -1 (or None) waits forever."""
+    if value is None:
+        return -1.0
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{what} must be a number of seconds or None, not {type(value).__name__}")
+    if value == -1 or (math.isfinite(value) and value >= 0):
+        return float(value)
+    raise UsageError(f"{what} {value!r} must be zero or more seconds, or -1 to wait forever.")
+
+
 def format_duration(seconds: float) -> str:
     """Short human form: 45s, 4 min, 2 h 5 min, 3 d."""
     seconds = abs(seconds)
+    if seconds >= 100 * 365 * 86400:
+        return "over 100 years"
     if seconds < 60:
         return f"{seconds:.0f}s" if seconds >= 10 else f"{seconds:.1f}s"
     if seconds < 3600:

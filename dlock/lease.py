@@ -1,4 +1,5 @@
-"""A held lock: refresh on a schedule, notice loss, release once. One piece for every backend."""
+"""A held lock: refresh on a schedule, notice loss within seconds, release once. One piece for
+every backend."""
 
 from __future__ import annotations
 
@@ -7,15 +8,22 @@ import time
 from typing import Callable
 
 from dlock.backends.base import Backend, LeaseHandle
-from dlock.errors import LockLost
+from dlock.errors import DLockError, LockLost
+
+# Between refreshes (every ttl x 0.4, two minutes by default) a kept lease checks that the
+# lock is still its own this often: one read of a lock file, nothing on ZooKeeper (its
+# watch tells). So a forced release or a takeover is noticed within about this long.
+CHECK_INTERVAL = 1.0
 
 
 class Lease:
     """A lock you hold. `token` proves it; `refresh()` extends it; `release()` gives it up.
 
     `lost` turns True once dlock learns the lock is no longer yours (forced away,
-    taken over after expiry, or a ZooKeeper session that died); from then on
-    `refresh()` raises LockLost.
+    taken over, or a ZooKeeper session that died): at once on ZooKeeper, within
+    `check_interval` while `keep_alive()` runs, and at any `confirm()`. From then on
+    `refresh()`, `confirm()` and `release()` raise LockLost, and so does leaving a
+    `with` block (unless the block itself raised).
     """
 
     def __init__(self, backend: Backend, handle: LeaseHandle) -> None:
@@ -61,13 +69,32 @@ class Lease:
     def refresh(self) -> float:
         """Extend the lock by its ttl; returns the new expiry. Raises LockLost if it is gone."""
         with self._mutex:
-            if self._lost_reason is not None:
-                raise LockLost(self._lost_reason)
+            self._raise_if_gone(expiry_counts=False)  # the store's compare-and-swap decides
             try:
                 return self._handle.refresh()
             except LockLost as exc:
                 self._mark_lost(str(exc))
                 raise
+
+    def confirm(self) -> None:
+        """Raise LockLost unless the lock is still ours, asking the store (one read of a lock
+        file; ZooKeeper's watch already knows). dlock.writer calls it before every write."""
+        with self._mutex:
+            self._raise_if_gone()
+            try:
+                self._handle.confirm()
+            except LockLost as exc:
+                self._mark_lost(str(exc))
+                raise
+
+    def _raise_if_gone(self, expiry_counts: bool = True) -> None:
+        if self._released:
+            raise LockLost(f"{self.target}: the lock was released.")
+        if expiry_counts and self._lost_reason is None and time.time() >= self.expires:
+            # Not refreshed in time: another process may take it over now, noticed or not.
+            self._mark_lost(f"{self.target}: the lock expired before it could be refreshed.")
+        if self._lost_reason is not None:
+            raise LockLost(self._lost_reason)
 
     def release(self) -> None:
         """Stop refreshing and remove the lock. Raises LockLost if it was no longer ours."""
@@ -82,31 +109,41 @@ class Lease:
                 raise LockLost(self._lost_reason)
             self._handle.release()
 
-    def keep_alive(self, on_lost: Callable[[str], None] | None = None) -> None:
-        """Refresh in a background thread at ttl x 0.4 until release(); call on_lost(reason) on loss."""
+    def keep_alive(self, on_lost: Callable[[str], None] | None = None, check_interval: float = CHECK_INTERVAL) -> None:
+        """In a background thread until release(): refresh at ttl x 0.4 and confirm ownership
+        every `check_interval` seconds between; call on_lost(reason) once on loss."""
         if on_lost is not None:
             self._on_lost.append(on_lost)
             if self._lost_reason is not None:
                 on_lost(self._lost_reason)
         if self._keeper is None:
-            self._keeper = threading.Thread(target=self._keep, name=f"dlock-refresh {self.target}", daemon=True)
+            self._keeper = threading.Thread(
+                target=self._keep, args=(check_interval,), name=f"dlock-refresh {self.target}", daemon=True
+            )
             self._keeper.start()
 
-    def _keep(self) -> None:
+    def _keep(self, check_interval: float) -> None:
         interval = self._handle.refresh_interval
-        delay = interval
-        while not self._stop.wait(delay) and not self.lost:
+        check = min(check_interval, interval) if check_interval > 0 else interval
+        next_refresh = time.monotonic() + interval
+        while not self._stop.wait(max(0.0, min(check, next_refresh - time.monotonic()))) and not self.lost:
+            refreshing = time.monotonic() >= next_refresh
             try:
-                self.refresh()
-                delay = interval
+                if refreshing:
+                    self.refresh()
+                    next_refresh = time.monotonic() + interval
+                else:
+                    self.confirm()
             except LockLost:
                 return
             except Exception as exc:  # noqa: BLE001  (the thread must outlive any store error)
                 # A store that blips: retry sooner, but a lock past its expiry is not ours.
                 if time.time() >= self.expires:
-                    self._mark_lost(f"{self.target}: could not refresh before the lock expired ({exc})")
+                    self._mark_lost(f"{self.target}: could not refresh before the lock expired ({_short(exc)})")
                     return
-                delay = max(0.05, min(interval / 4, self.expires - time.time()) / 2)
+                if refreshing:
+                    retry = max(0.05, min(interval / 4, self.expires - time.time()) / 2)
+                    next_refresh = time.monotonic() + retry
 
     def _mark_lost(self, reason: str) -> None:
         if self._lost_reason is not None or self._released:
@@ -119,9 +156,17 @@ class Lease:
     def __enter__(self) -> Lease:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.release()
+    def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
+        try:
+            self.release()
+        except LockLost:
+            if exc_type is None:  # a lost lock surfaces, unless the block already failed
+                raise
 
     def __repr__(self) -> str:
         state = "lost" if self.lost else ("released" if self._released else "held")
         return f"<Lease {self.target} {state} expires={self.expires:.0f}>"
+
+
+def _short(exc: Exception) -> str:
+    return str(exc) if isinstance(exc, DLockError) else f"{type(exc).__name__}: {exc}"

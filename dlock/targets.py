@@ -36,7 +36,10 @@ def scheme_of(target: str) -> str:
         return match.group(1).lower()
     near = _ALMOST_URL.match(target)
     if near and near.group(1).lower() in REGISTRY:
-        raise UsageError(f"{target!r} is not a valid URL; did you mean {near.group(1)}://{target[near.end():]}?")
+        scheme, rest = near.group(1), target[near.end():]
+        # file: URLs carry an absolute path after the "//": file:/tmp means file:///tmp.
+        meant = f"{scheme}:///{rest}" if scheme.lower() == "file" else f"{scheme}://{rest}"
+        raise UsageError(f"{target!r} is not a valid URL; did you mean {meant}?")
     return "file"
 
 

@@ -5,8 +5,9 @@
         w.write_text("meta.json", text)
 
 Each write is atomic on its store (temp file + rename on local disk, one PUT on object
-stores) and refused with LockLost once the lease is lost, so a writer whose lock was
-forced away or expired writes nothing more.
+stores), and each write or delete first confirms that the lock is still ours (one read
+of the lock file; ZooKeeper's node watch already knows): a writer whose lock was forced
+away, taken over or expired gets LockLost and writes nothing more, at any ttl.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import posixpath
 import time
 from typing import Iterator, Mapping
 
-from dlock.api import DEFAULT_TTL, TargetOptions, lock, options
+from dlock.api import DEFAULT_TTL, Target, TargetOptions, lock, options, target_text
 from dlock.backends.lockfile import LOCK_NAME, SHORT_LOCKS, LockFileBackend
 from dlock.backends.store import Store
 from dlock.errors import LockLost, UsageError
@@ -38,13 +39,17 @@ class Writer:
     def dataset(self) -> str:
         return self._store.url(self._dataset)
 
-    def write_bytes(self, path: str, data: bytes) -> None:
+    def write_bytes(self, path: str, data: bytes | bytearray | memoryview) -> None:
         """Replace the file at `path` (relative to the dataset) with `data`, atomically."""
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(f"write_bytes takes bytes, not {type(data).__name__} (write_text takes str)")
         target = self._resolve(path)
-        self._check_held()
+        self.lease.confirm()
         self._store.write_data(target, bytes(data))
 
     def write_text(self, path: str, text: str, encoding: str = "utf-8") -> None:
+        if not isinstance(text, str):
+            raise TypeError(f"write_text takes str, not {type(text).__name__} (write_bytes takes bytes)")
         self.write_bytes(path, text.encode(encoding))
 
     def read_bytes(self, path: str) -> bytes:
@@ -64,12 +69,12 @@ class Writer:
     def delete(self, path: str) -> bool:
         """Delete the file; False when there was none."""
         target = self._resolve(path)
-        self._check_held()
+        self.lease.confirm()
         return self._store.delete_data(target)
 
     def _check_held(self) -> None:
-        # The refresher marks the lease lost on a failed precondition; a lease past its
-        # expiry without a successful refresh is not ours either, noticed or not.
+        # Reads ask no request: the keeper's checks mark the lease lost, and a lease past
+        # its expiry without a successful refresh is not ours either, noticed or not.
         if self.lease.lost:
             raise LockLost(self.lease.lost_reason or f"{self.lease.target}: the lock was lost.")
         if time.time() >= self.lease.expires:
@@ -92,7 +97,7 @@ class Writer:
 
 @contextlib.contextmanager
 def writer(
-    dataset: str,
+    dataset: Target,
     *,
     timeout: float = -1,
     ttl: float = DEFAULT_TTL,
@@ -111,6 +116,7 @@ def writer(
     own filesystem. The lock is refreshed in the background and released on exit, also
     when the block raises.
     """
+    dataset = target_text(dataset)
     opts: TargetOptions = {"storage_options": storage_options, "branch": branch, "commit": commit,
                            "zk_timeout": zk_timeout, "zk_auth": zk_auth}
     data_backend = open_backend(dataset, options(**opts))

@@ -85,8 +85,8 @@ def test_a_holder_that_refreshes_between_look_and_delete_keeps_its_lock(site: Si
         request.applymarker(pytest.mark.xfail(reason="emulator limit: fake-gcs-server ignores ifGenerationMatch on DELETE (real GCS honours it)", strict=True))
     ds = site.new_dataset()
     kwargs = {"storage_options": site.storage_options}
-    lease = dlock.acquire(ds, ttl=0.5, **kwargs)
-    time.sleep(0.7)  # expired: the look judges it stale
+    lease = dlock.acquire(ds, ttl=1, **kwargs)  # the shortest ttl dlock takes
+    time.sleep(1.2)  # expired: the look judges it stale
     report = api.scan_locks(ds, **kwargs)
     chosen = fleet.removable(report)
     assert [entry.lock.state for entry in chosen] == [State.STALE]

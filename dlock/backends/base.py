@@ -38,6 +38,11 @@ class LeaseHandle(abc.ABC):
     def release(self) -> None:
         """Give the lock up. Raises LockLost when it was no longer ours."""
 
+    @abc.abstractmethod
+    def confirm(self) -> None:
+        """Raise LockLost unless the lock is still ours: one read of the lock file, or what a
+        ZooKeeper node watch already knows (no request)."""
+
     def on_lost(self, callback: Callable[[str], None]) -> None:
         """Call `callback(reason)` when the backend itself notices the loss (ZooKeeper does)."""
 

@@ -15,16 +15,18 @@ import fcntl
 import os
 import secrets
 from pathlib import Path
+from stat import S_ISDIR, S_ISFIFO, S_ISLNK, S_ISREG, S_ISSOCK
 from typing import Iterator
 
 from dlock.backends.base import Backend, Options
 from dlock.backends.lockfile import LockFileBackend
-from dlock.backends.store import AlreadyExists, Conflict, Store, Stored
-from dlock.errors import BackendError
+from dlock.backends.store import MAX_LOCK_BYTES, AlreadyExists, Conflict, Store, Stored
+from dlock.errors import BackendError, Refused, UsageError
 
 
 class LocalStore(Store):
     parallel_io = False  # measured: threads only add GIL contention to cached stat calls
+    deeplake_settle = 0.1  # Deep Lake verifies after 0.01 s on local disk; 0.09 s of margin
     def url(self, path: str) -> str:
         return path
 
@@ -33,6 +35,11 @@ class LocalStore(Store):
 
     def is_dir(self, path: str) -> bool:
         return os.path.isdir(path)
+
+    def missing_reason(self, path: str) -> str:
+        if os.path.lexists(path):
+            return f"{path} is a file, not a dataset directory. Give the directory that holds the dataset."
+        return super().missing_reason(path)
 
     def list_dirs(self, path: str) -> list[str]:
         try:
@@ -56,21 +63,32 @@ class LocalStore(Store):
             raise _backend_error(path, exc) from exc
         return dirs, files
 
-    def read(self, path: str) -> Stored | None:
+    def read(self, path: str, limit: int = MAX_LOCK_BYTES) -> Stored | None:
+        # O_NOFOLLOW: a lock file that is a link is reported, never followed; O_NONBLOCK:
+        # a named pipe in its place must not hang the reader.
         try:
-            with open(path, "rb") as handle:
-                stat = os.fstat(handle.fileno())
-                data = handle.read()
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
         except (FileNotFoundError, NotADirectoryError):
             return None
-        except IsADirectoryError:
-            return Stored(b"", ("directory",), None)
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.ENXIO, errno.EOPNOTSUPP):
+                return _odd_entry(path)
+            raise _backend_error(path, exc) from exc
+        try:
+            stat = os.fstat(fd)
+            if not S_ISREG(stat.st_mode):
+                return _odd_entry(path)
+            data = _read_at_most(fd, limit)
         except OSError as exc:
             raise _backend_error(path, exc) from exc
-        return Stored(data, (stat.st_dev, stat.st_ino, stat.st_mtime_ns, stat.st_size), stat.st_mtime)
+        finally:
+            os.close(fd)
+        version = (stat.st_dev, stat.st_ino, stat.st_mtime_ns, stat.st_size)
+        return Stored(data, version, stat.st_mtime, size=stat.st_size if stat.st_size > len(data) else None)
 
     def prepare_parent(self, path: str) -> None:
-        """A head commit's versions/<id>/ directory may not exist yet; Deep Lake makes it too."""
+        """A head commit's versions/<id>/ directory may not exist yet; Deep Lake makes it too
+        (only ever for an id checked against version_control_info.json)."""
         try:
             os.makedirs(os.path.dirname(path), exist_ok=True)
         except OSError as exc:
@@ -102,10 +120,18 @@ class LocalStore(Store):
         with self._guard(path):
             self._check(path, expected)
             try:
-                os.unlink(path)
+                if expected.odd == ODD_DIRECTORY:
+                    os.rmdir(path)
+                else:
+                    os.unlink(path)  # a link itself, never what it points to
             except FileNotFoundError:
                 raise Conflict(path) from None
             except OSError as exc:
+                if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
+                    raise Refused(
+                        f"{path} is a directory with files in it, not a lock file; dlock deletes no data. "
+                        "Look inside, then remove it by hand."
+                    ) from None
                 raise _backend_error(path, exc) from exc
 
     def write_data(self, path: str, data: bytes) -> None:
@@ -117,8 +143,13 @@ class LocalStore(Store):
         self._rename_into_place(path, data)
 
     def read_data(self, path: str) -> bytes | None:
-        stored = self.read(path)
-        return None if stored is None else stored.data
+        try:
+            with open(path, "rb") as handle:
+                return handle.read()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise _backend_error(path, exc) from exc
 
     def delete_data(self, path: str) -> bool:
         try:
@@ -173,6 +204,45 @@ class LocalStore(Store):
         return temp
 
 
+ODD_DIRECTORY = "a directory"
+
+
+def _odd_entry(path: str) -> Stored | None:
+    """Something other than a regular file where a lock file belongs: described, never read."""
+    try:
+        stat = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise _backend_error(path, exc) from exc
+    if S_ISLNK(stat.st_mode):
+        try:
+            what = f"a symbolic link to {os.readlink(path)!r}"
+        except OSError:
+            what = "a symbolic link"
+    elif S_ISDIR(stat.st_mode):
+        what = ODD_DIRECTORY
+    elif S_ISFIFO(stat.st_mode):
+        what = "a named pipe"
+    elif S_ISSOCK(stat.st_mode):
+        what = "a socket"
+    else:
+        what = "a device file"
+    version = ("odd", stat.st_dev, stat.st_ino, stat.st_mtime_ns)
+    return Stored(b"", version, stat.st_mtime, odd=what)
+
+
+def _read_at_most(fd: int, limit: int) -> bytes:
+    chunks, left = [], limit
+    while left > 0:
+        chunk = os.read(fd, min(left, 1 << 20))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
 def _unlink_quietly(path: str) -> None:
     with contextlib.suppress(OSError):
         os.unlink(path)
@@ -188,8 +258,13 @@ def _backend_error(path: str, exc: OSError) -> BackendError:
 
 def local_path(location: str) -> str:
     """file:///data/ds and ./ds alike, as an absolute path."""
-    if location.startswith("file://"):
-        location = location[len("file://") :]
+    if location[:7].lower() == "file://":
+        path = location[len("file://") :]
+        if not path:
+            raise UsageError(f"{location!r} names no path; write file:///absolute/path or a plain path such as ./ds.")
+        if not path.startswith("/"):  # file://host/path: dlock reads only this machine's disks
+            raise UsageError(f"{location!r} names a host; write file:///{path} for a local path.")
+        location = path
     return str(Path(location).expanduser().absolute())
 
 

@@ -12,24 +12,31 @@ import concurrent.futures
 import dataclasses
 import hashlib
 import json
+import math
 import os
+import re
 import secrets
 import socket
 import time
 import uuid
-from typing import Callable
 
 from dlock import codec
 from dlock._version import __version__
 from dlock.backends.base import Backend, LeaseHandle, Options
-from dlock.backends.store import AlreadyExists, Conflict, Store, Stored
+from dlock.backends.store import MAX_INFO_BYTES, AlreadyExists, Conflict, Store, Stored
+from dlock.durations import MAX_TTL, format_duration
 from dlock.identity import current_user, pid_alive
-from dlock.errors import CorruptLock, LockBusy, LockLost, NotFound, NotOwner, UsageError
+from dlock.errors import CorruptLock, DLockError, LockBusy, LockLost, NotFound, NotOwner, UsageError
 from dlock.model import Holder, LockInfo, LockStatus, State, held_by as _by
 
 LOCK_NAME = "dataset_lock.lock"
 VERSION_INFO = "version_control_info.json"
 FIRST_COMMIT = "firstdbf9474d461a19e9333c2fd19b46115348f"
+# Deep Lake's commit ids are 40 lowercase hex digits (or FIRST_COMMIT). Ids read from the
+# store become paths (versions/<id>/), so nothing else is ever used as one.
+COMMIT_ID = re.compile(r"[0-9a-f]{40}")
+# No lock lives longer than the longest ttl dlock writes; a time further ahead is garbage.
+MAX_AHEAD = MAX_TTL + 86400.0
 # Deep Lake 3.9 also takes short (10 s) locks at the root while it writes these files.
 SHORT_LOCKS = ("version_control_info.lock", "queries.lock")
 
@@ -63,7 +70,7 @@ class LockFileBackend(Backend):
         kind, target_lock, branches = self._locate()
         heads = {commit: branch for branch, commit in branches.items()}
         locks = [LockFile(self.store.join(self.dataset, name)) for name in (LOCK_NAME, *SHORT_LOCKS)]
-        for commit in sorted(self.store.list_dirs(self.store.join(self.dataset, "versions"))):
+        for commit in sorted(filter(is_commit_id, self.store.list_dirs(self.store.join(self.dataset, "versions")))):
             path = self.store.join(self.dataset, "versions", commit, LOCK_NAME)
             locks.append(LockFile(path, commit, heads.get(commit)))
         by_path = {lock.path: index for index, lock in enumerate(locks)}
@@ -82,29 +89,41 @@ class LockFileBackend(Backend):
         version_control_info.json first, since its presence also proves the dataset exists."""
         info = self._version_info()
         if info is None and not self.store.is_dir(self.dataset):
-            raise NotFound(
-                f"{self.target}: no such dataset or directory. Check the path; dlock never creates a dataset."
-            )
+            raise NotFound(f"{self.target}: {self.store.missing_reason(self.dataset)}")
         branches, commits = info or ({}, set())
         return ("deeplake" if info else "directory"), self._target_lock(branches, commits), branches
 
     def _version_info(self) -> tuple[dict[str, str], set[str]] | None:
-        stored = self.store.read(self.store.join(self.dataset, VERSION_INFO))
+        path = self.store.join(self.dataset, VERSION_INFO)
+        stored = self.store.read(path, limit=MAX_INFO_BYTES)
         if stored is None:
             return None
+        where = self.store.url(path)
+        if stored.odd or stored.size is not None:
+            raise CorruptLock(f"{where} is {stored.odd or 'larger than 32 MiB'}, not Deep Lake's version record; "
+                              "dlock cannot tell which commit Deep Lake locks.")
         try:
             document = json.loads(stored.data)
             branches = {str(name): str(head) for name, head in document["branches"].items()}
-            commits = {str(commit) for commit in document.get("commits", {})} | set(branches.values())
+            commits = {str(commit) for commit in document.get("commits", {})}
         except (ValueError, KeyError, TypeError, AttributeError):
             raise CorruptLock(
-                f"{self.target}: {VERSION_INFO} cannot be read, so dlock cannot tell which commit Deep Lake locks."
+                f"{where} cannot be read, so dlock cannot tell which commit Deep Lake locks."
             ) from None
-        return branches, commits
+        for name, head in branches.items():
+            if not is_commit_id(head):
+                raise CorruptLock(f"{where}: branch {name!r} names the head {head!r}, which is not a Deep Lake "
+                                  "commit id; dlock uses no such name as a path. Inspect the file.")
+            if commits and head not in commits:
+                raise CorruptLock(f"{where}: the head {head!r} of branch {name!r} is not among its commits; "
+                                  "dlock locks only a commit Deep Lake records. Inspect the file.")
+        return branches, {commit for commit in commits if is_commit_id(commit)} | set(branches.values())
 
     def _target_lock(self, branches: dict[str, str], commits: set[str]) -> LockFile:
         root = LockFile(self.store.join(self.dataset, LOCK_NAME))
         commit = self.options.commit
+        if commit is not None and not is_commit_id(commit):
+            raise UsageError(f"{self.target}: --commit {commit!r} is not a Deep Lake commit id (40 hex digits).")
         if commit is not None and commit != FIRST_COMMIT and commit not in commits:
             # A typo must not create a lock that guards nothing.
             where = "it has no such commit" if branches else "it is not a Deep Lake dataset"
@@ -145,22 +164,49 @@ class LockFileBackend(Backend):
     def try_acquire(self, *, ttl: float, note: str, shared: bool = False) -> LeaseHandle:
         if shared:
             raise UsageError(f"{self.target}: lock files have no shared mode; --shared is for ZooKeeper targets.")
-        lock = self._locate()[1]
+        kind, lock, _ = self._locate()
         if lock.version and lock.path != self.store.join(self.dataset, LOCK_NAME):
-            self.store_prepare(lock.path)
+            self.store.prepare_parent(lock.path)  # a head validated above, as Deep Lake does
         token = secrets.token_hex(16)
         data = _new_lock_bytes(token, ttl, note)
         try:
             stored = self.store.create(lock.path, data)
         except AlreadyExists:
             stored = self._take_over_stale(lock, data, token)
-        return FileLease(self, lock.path, token, ttl, note, stored)
+        try:
+            self._insist_ours(lock, stored, token)
+            if kind == "deeplake" and self.store.deeplake_settle > 0:
+                stored = self._outlast_deeplake_verify(lock, stored, token)
+            return FileLease(self, lock.path, token, ttl, note, stored)
+        except LockBusy:
+            raise  # not ours: removes nothing
+        except BaseException:
+            self._give_back(lock.path, stored)  # taken, but never handed to the caller
+            raise
 
-    def store_prepare(self, path: str) -> None:
-        """Make the version directory of a head that has none yet (local disk only)."""
-        prepare: Callable[[str], None] | None = getattr(self.store, "prepare_parent", None)
-        if prepare is not None:
-            prepare(path)
+    def _insist_ours(self, lock: LockFile, stored: Stored | None, token: str) -> None:
+        """A lease never holds bytes that are not its own: Deep Lake writes in place and
+        unconditionally, so what a won create reads back can already be Deep Lake's."""
+        if stored is None or _owner(stored) != token:
+            info = self._judge(lock, stored)
+            raise LockBusy(f"{self.target} was locked{_by(info)} at the same moment; it holds the lock.", holder=info)
+
+    def _outlast_deeplake_verify(self, lock: LockFile, stored: Stored, token: str) -> Stored:
+        """Deep Lake takes its lock by write, sleep, read back: a Deep Lake process that read
+        the lock as free just before our create writes over it and, after its verify sleep,
+        believes it holds. Confirming after that sleep (plus a margin) finds its bytes there,
+        and then it holds and we do not; we remove nothing."""
+        time.sleep(self.store.deeplake_settle)
+        current = self.store.read(lock.path)
+        self._insist_ours(lock, current, token)
+        assert current is not None
+        return current
+
+    def _give_back(self, path: str, stored: Stored) -> None:
+        try:
+            self.store.delete(path, stored)
+        except (Conflict, DLockError):
+            pass  # changed since (not ours to delete), or the store failed: it expires by itself
 
     def _take_over_stale(self, lock: LockFile, data: bytes, token: str) -> Stored:
         current = self.store.read(lock.path)
@@ -223,16 +269,28 @@ class LockFileBackend(Backend):
         data = _new_lock_bytes(lease.token, lease.ttl, lease.note, created=lease.created, node_id=lease.node_id)
         expected = lease.stored
         try:
-            return self.store.replace(lease.path, data, expected)
+            stored = self.store.replace(lease.path, data, expected)
         except Conflict:
             current = self.store.read(lease.path)
             if current is None or _owner(current) != lease.token:
                 raise LockLost(f"{self.target}: the lock was removed or taken over by someone else.") from None
             # Ours, but the store's version moved (a retried write): refresh on what is there.
             try:
-                return self.store.replace(lease.path, data, current)
+                stored = self.store.replace(lease.path, data, current)
             except Conflict:
                 raise LockLost(f"{self.target}: the lock changed under us and is no longer ours.") from None
+        if _owner(stored) != lease.token:  # overwritten right after our replace (Deep Lake writes in place)
+            raise LockLost(f"{self.target}: the lock was overwritten by another writer and is no longer ours.")
+        return stored
+
+    def confirm_lease(self, lease: FileLease) -> None:
+        """One read: LockLost unless the lock file still carries our token."""
+        current = self.store.read(lease.path)
+        if current is None:
+            raise LockLost(f"{self.target}: the lock was removed (released by force?) and is no longer ours.")
+        if _owner(current) != lease.token:
+            info = self._judge(LockFile(lease.path), current)
+            raise LockLost(f"{self.target}: the lock was taken over{_by(info)} and is no longer ours.")
 
     def release_lease(self, lease: FileLease) -> None:
         try:
@@ -255,13 +313,20 @@ def judge_lock(lock: LockFile, stored: Stored | None, validity: float | None, no
         return base
     now = time.time() if now is None else now
     fingerprint = _fingerprint(stored)
+    corrupt = dataclasses.replace(base, state=State.CORRUPT, store_modified=stored.modified, fingerprint=fingerprint)
+    if stored.odd:
+        return dataclasses.replace(corrupt, reason=f"it is {stored.odd}, not a lock file")
+    if stored.size is not None:
+        return dataclasses.replace(corrupt, reason=f"{stored.size} bytes, far more than any lock file")
     try:
         record = codec.decode(stored.data)
     except CorruptLock as exc:
-        return dataclasses.replace(
-            base, state=State.CORRUPT, reason=str(exc), store_modified=stored.modified, fingerprint=fingerprint
-        )
+        return dataclasses.replace(corrupt, reason=str(exc))
     expires_at, written_at, ttl = _times(record, validity)
+    if expires_at - now > MAX_AHEAD:
+        return dataclasses.replace(
+            corrupt, reason=f"its time lies {format_duration(expires_at - now)} ahead; no lock lives that long"
+        )
     state = State.HELD if expires_at > now else State.STALE
     holder = _holder(record)
     skew = written_at - stored.modified if (stored.modified is not None and written_at is not None) else None
@@ -320,6 +385,9 @@ class FileLease(LeaseHandle):
     def release(self) -> None:
         self.backend.release_lease(self)
 
+    def confirm(self) -> None:
+        self.backend.confirm_lease(self)
+
 
 def _same_holder(seen: LockInfo, now: LockInfo) -> bool:
     """The lock the user was shown, perhaps refreshed since (a refresh keeps the holder)."""
@@ -360,7 +428,13 @@ def _fingerprint(stored: Stored) -> str:
 
 
 def _number(value: object) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return None
+
+
+def is_commit_id(text: str) -> bool:
+    return text == FIRST_COMMIT or COMMIT_ID.fullmatch(text) is not None
 
 
 def _holder(record: codec.LockRecord) -> Holder:
@@ -371,7 +445,7 @@ def _holder(record: codec.LockRecord) -> Holder:
     else:  # Deep Lake compares uuid.getnode(); so do we
         this_machine = record.node_id == uuid.getnode()
     pid = record.pid if record.pid is not None else payload.get("pid")
-    pid = pid if isinstance(pid, int) and not isinstance(pid, bool) else None
+    pid = pid if isinstance(pid, int) and not isinstance(pid, bool) and 0 < pid < 2**31 else None
     return Holder(
         node_id=codec.format_node_id(record.node_id),
         this_machine=this_machine,

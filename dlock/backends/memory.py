@@ -12,12 +12,13 @@ from fsspec.implementations.memory import MemoryFileSystem
 
 from dlock.backends.base import Backend, Options
 from dlock.backends.lockfile import LockFileBackend
-from dlock.backends.store import AlreadyExists, Conflict, Store, Stored
+from dlock.backends.store import MAX_LOCK_BYTES, AlreadyExists, Conflict, Store, Stored
 
 _GUARD = threading.RLock()
 
 
 class MemoryStore(Store):
+    deeplake_settle = 0.0  # no Deep Lake process writes into this process's memory
     def __init__(self) -> None:
         self.fs = MemoryFileSystem()
 
@@ -42,13 +43,14 @@ class MemoryStore(Store):
             keys = [key[len(prefix) :] for key in self.fs.store if key.startswith(prefix)]
         return keys if len(keys) <= budget else None
 
-    def read(self, path: str) -> Stored | None:
+    def read(self, path: str, limit: int = MAX_LOCK_BYTES) -> Stored | None:
         with _GUARD:
             entry = self.fs.store.get(self.fs._strip_protocol(path))
             if entry is None:
                 return None
+            data = bytes(entry.getvalue())
             # Each write stores a new MemoryFile, so the object itself is the version.
-            return Stored(bytes(entry.getvalue()), id(entry), entry.modified.timestamp())
+            return Stored(data[:limit], id(entry), entry.modified.timestamp(), size=len(data) if len(data) > limit else None)
 
     def _write(self, path: str, data: bytes) -> Stored:
         self.fs.pipe_file(path, data)

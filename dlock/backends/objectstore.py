@@ -22,7 +22,7 @@ from typing import Any, Iterator
 
 from dlock.backends.base import Backend, Options
 from dlock.backends.lockfile import LockFileBackend
-from dlock.backends.store import AlreadyExists, Conflict, Store, Stored
+from dlock.backends.store import MAX_LOCK_BYTES, AlreadyExists, Conflict, Store, Stored
 from dlock.errors import BackendError, DLockError, NotFound, UsageError
 
 log = logging.getLogger("dlock")
@@ -73,6 +73,7 @@ class FsspecStore(Store):
 
     atomic = False
     endpoint_hint = "the URL and -o storage options"
+    credentials_hint = "the filesystem's credentials, given with -o KEY=VALUE"
 
     def __init__(self, fs: Any, scheme: str, target: str) -> None:
         self.fs = fs
@@ -102,15 +103,19 @@ class FsspecStore(Store):
             except FileNotFoundError:
                 return [], []
 
-    def read(self, path: str) -> Stored | None:
+    def read(self, path: str, limit: int = MAX_LOCK_BYTES) -> Stored | None:
         with self.errors(path):
             try:
                 info = self.fs.info(path)
-                data = self.fs.cat_file(path)
+                size = info.get("size")
+                too_big = isinstance(size, int) and size > limit
+                data = b"" if too_big else self.fs.cat_file(path)
             except FileNotFoundError:
                 return None
+        if info.get("type") == "directory":
+            return Stored(b"", ("directory", path), _mtime(info), odd="a directory")
         version = info.get("ETag") or info.get("generation") or (info.get("size"), str(info.get("mtime")), data)
-        return Stored(data, version, _mtime(info))
+        return Stored(data, version, _mtime(info), size=size if too_big else None)
 
     def create(self, path: str, data: bytes) -> Stored:
         if self.read(path) is not None:
@@ -171,11 +176,11 @@ class FsspecStore(Store):
         code = _error_code(exc)
         names = {type(exc).__name__, *(type(e).__name__ for e in _causes(exc))}
         if code in BAD_CREDENTIALS:
-            return BackendError(f"{url}: the store rejected the credentials ({code}). Check AWS_PROFILE, the keys, or -o profile=...")
+            return BackendError(f"{url}: the store rejected the credentials ({code}). Check {self.credentials_hint}.")
         if isinstance(exc, PermissionError) or code in ("AccessDenied", "403", "AllAccessDisabled") or "Forbidden" in str(exc)[:20]:
             return BackendError(f"{url}: access denied. Check the credentials and that they may read and write this prefix.")
         if "NoCredentialsError" in names or "DefaultCredentialsError" in names:
-            return BackendError(f"{url}: no credentials found. Set AWS_PROFILE or AWS_ACCESS_KEY_ID, GOOGLE_APPLICATION_CREDENTIALS, or -o anon=true for a public bucket.")
+            return BackendError(f"{url}: no credentials found. Set {self.credentials_hint}.")
         if names & set(UNREACHABLE) or isinstance(exc, (TimeoutError, ConnectionError)):
             return BackendError(f"{url}: cannot reach the store ({_short(exc)}). Check {self.endpoint_hint} and the network.")
         if code in ("SlowDown", "503", "Throttling", "TooManyRequests", "429"):
@@ -192,6 +197,7 @@ class S3Store(FsspecStore):
     atomic = True
     lists_trees = True
     endpoint_hint = "the endpoint (AWS_ENDPOINT_URL or -o endpoint_url=...)"
+    credentials_hint = "AWS_PROFILE or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or -o anon=true for a public bucket)"
 
     def __init__(self, fs: Any, target: str, endpoint: str | None) -> None:
         super().__init__(fs, "s3", target)
@@ -206,24 +212,25 @@ class S3Store(FsspecStore):
                 raise NotFound(f"{self.url(path)}: no such bucket {bucket!r}.") from None
         return bool(listing.get("KeyCount") or listing.get("Contents") or listing.get("CommonPrefixes"))
 
-    def read(self, path: str) -> Stored | None:
+    def read(self, path: str, limit: int = MAX_LOCK_BYTES) -> Stored | None:
         bucket, key = self._split(path)
 
-        async def get() -> tuple[bytes, str, float | None]:
+        async def get() -> tuple[bytes, str, float | None, int]:
             response = await self.fs._call_s3("get_object", Bucket=bucket, Key=key)
+            size = int(response.get("ContentLength") or 0)
             async with response["Body"] as body:
-                data = await body.read()
+                data = b"" if size > limit else await body.read()  # a huge object is judged, not fetched
             modified = response.get("LastModified")
-            return data, response["ETag"], modified.timestamp() if modified else None
+            return data, response["ETag"], modified.timestamp() if modified else None, size
 
         with self.errors(path):
             try:
-                data, etag, modified = _sync(self.fs, get)
+                data, etag, modified, size = _sync(self.fs, get)
             except FileNotFoundError as exc:
                 if _error_code(exc) == "NoSuchBucket":
                     raise NotFound(f"{self.url(path)}: no such bucket {bucket!r}.") from exc
                 return None
-        return Stored(data, etag, modified)
+        return Stored(data, etag, modified, size=size if size > len(data) else None)
 
     def create(self, path: str, data: bytes) -> Stored:
         return self._put(path, data, AlreadyExists, IfNoneMatch="*")
@@ -298,6 +305,7 @@ class GCSStore(FsspecStore):
     atomic = True
     lists_trees = True
     endpoint_hint = "STORAGE_EMULATOR_HOST if you use an emulator"
+    credentials_hint = "GOOGLE_APPLICATION_CREDENTIALS (or -o token=anon for a public bucket)"
 
     def __init__(self, fs: Any, target: str, scheme: str) -> None:
         super().__init__(fs, scheme, target)
@@ -312,16 +320,20 @@ class GCSStore(FsspecStore):
                 raise NotFound(f"{self.url(path)}: no such bucket {bucket!r}.") from None
         return bool(listing.get("items") or listing.get("prefixes"))
 
-    def read(self, path: str) -> Stored | None:
+    def read(self, path: str, limit: int = MAX_LOCK_BYTES) -> Stored | None:
         bucket, key = self._split(path)
         with self.errors(path):
             try:
                 meta = self.fs.call("GET", "b/{}/o/{}", bucket, key, json_out=True)
-                # Fetch exactly the generation the metadata names: data and version agree.
-                _, data = self.fs.call("GET", "b/{}/o/{}", bucket, key, alt="media", generation=meta["generation"])
+                size = int(meta.get("size") or 0)
+                data = b""
+                if size <= limit:  # a huge object is judged, not fetched
+                    # Fetch exactly the generation the metadata names: data and version agree.
+                    _, data = self.fs.call("GET", "b/{}/o/{}", bucket, key, alt="media", generation=meta["generation"])
             except FileNotFoundError:
                 return None
-        return Stored(data, str(meta["generation"]), _mtime({"mtime": meta.get("updated")}))
+        return Stored(data, str(meta["generation"]), _mtime({"mtime": meta.get("updated")}),
+                      size=size if size > len(data) else None)
 
     def create(self, path: str, data: bytes) -> Stored:
         return self._upload(path, data, AlreadyExists, "0")

@@ -13,6 +13,12 @@ import dataclasses
 from typing import Hashable
 
 
+# Bounds on what dlock reads from a store: a lock file is 18 bytes (Deep Lake) or a few
+# hundred (dlock); Deep Lake's version_control_info.json grows with its commits.
+MAX_LOCK_BYTES = 64 * 1024
+MAX_INFO_BYTES = 32 * 1024 * 1024
+
+
 class AlreadyExists(Exception):
     """create(): the object is there."""
 
@@ -26,11 +32,17 @@ class Stored:
     data: bytes
     version: Hashable  # ETag, generation, (inode, mtime); compared for equality only
     modified: float | None = None  # the store's modification time, for clock skew
+    size: int | None = None  # the whole object's size when more than `limit` was there (data is cut)
+    odd: str | None = None  # not a regular file: "a directory", "a symbolic link to '...'"
 
 
 class Store(abc.ABC):
     atomic = True  # False: create/replace are write-wait-verify, not conditional
     parallel_io = True  # many requests in flight pay off (network stores); not on local disk
+    # After winning a Deep Lake dataset's lock, how long to wait before confirming it is
+    # still ours: Deep Lake's verify interval (LOCK_VERIFY_INTERVAL, 0.5 s on object
+    # stores) plus a margin for the gap between its read and its write.
+    deeplake_settle = 1.0
 
     @abc.abstractmethod
     def url(self, path: str) -> str:
@@ -42,6 +54,13 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def is_dir(self, path: str) -> bool:
         """Does the dataset (directory or prefix) exist?"""
+
+    def missing_reason(self, path: str) -> str:
+        """Why `path` is no dataset, for the error (is_dir said no)."""
+        return "no such dataset or directory. Check the path; dlock never creates a dataset."
+
+    def prepare_parent(self, path: str) -> None:
+        """Make the directory a lock file goes in, where the store has directories."""
 
     @abc.abstractmethod
     def list_dirs(self, path: str) -> list[str]:
@@ -71,8 +90,9 @@ class Store(abc.ABC):
         return None
 
     @abc.abstractmethod
-    def read(self, path: str) -> Stored | None:
-        """The object and its version, or None when absent."""
+    def read(self, path: str, limit: int = MAX_LOCK_BYTES) -> Stored | None:
+        """The object and its version, or None when absent. At most `limit` bytes are
+        fetched: a larger object comes back with `size` set and its data cut."""
 
     # -- data files (dlock.writer): plain, unconditional, each write atomic -------------
 

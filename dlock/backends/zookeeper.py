@@ -414,6 +414,10 @@ class ZkLease(LeaseHandle):
     def on_lost(self, callback: Callable[[str], None]) -> None:
         self._callbacks.append(callback)
 
+    def confirm(self) -> None:
+        if self._lost:  # the node watch and the session listener set it
+            raise LockLost(f"{self.backend.target}: the lock node is gone.")
+
     def refresh(self) -> float:
         if self._lost or self.backend.call("exists", self.path) is None:
             raise LockLost(f"{self.backend.target}: the lock node is gone.")

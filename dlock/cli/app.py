@@ -15,7 +15,7 @@ from dlock._version import __version__
 from dlock.cli import output
 from dlock.cli.exitcodes import BACKEND, BUSY, CORRUPT, INTERNAL, OK, exit_code_for
 from dlock.cli.runner import hold_until_signal, run_locked
-from dlock.durations import parse_duration
+from dlock.durations import check_ttl, parse_duration
 from dlock.errors import DLockError, Interrupted, LockBusy, Refused, UsageError
 from dlock.model import LockStatus, State
 from dlock.targets import scheme_of
@@ -42,6 +42,10 @@ Commit = typer.Option(None, "--commit", help="Lock this Deep Lake commit's versi
 ZkTimeout = typer.Option("10", "--zk-timeout", metavar="DURATION", help="ZooKeeper connect/operation timeout.")
 ZkAuth = typer.Option(None, "--zk-auth", metavar="USER:PASSWORD", help="ZooKeeper digest auth.", envvar="DLOCK_ZK_AUTH", show_envvar=False)
 Json = typer.Option(False, "--json", help="Print one JSON document (schema in the README).")
+CheckInterval = typer.Option(
+    "1", "--check-interval", metavar="DURATION",
+    help="While holding: confirm the lock is still ours this often (one read; 0 only at refresh).",
+)
 
 
 def _options(
@@ -162,6 +166,7 @@ def acquire(
     note: str = typer.Option("", "--note", "-n", help="Free text stored with the lock (why you hold it)."),
     hold: bool = typer.Option(False, "--hold", help="Keep holding and refreshing until SIGINT/SIGTERM, then release."),
     shared: bool = typer.Option(False, "--shared", help="Take a shared (read) lock (ZooKeeper only)."),
+    check_interval: str = CheckInterval,
     json_output: bool = Json,
     storage_option: Optional[List[str]] = StorageOption,
     branch: str = Branch,
@@ -172,6 +177,7 @@ def acquire(
     """Take the lock and print its owner token (for `release --token` and `refresh`)."""
     wait_seconds = parse_duration(timeout, what="--timeout", allow_forever=True)
     ttl_seconds = _ttl(ttl)
+    check = _check_interval(check_interval)
     opts = _options(storage_option, branch, commit, None, zk_timeout, zk_auth)
     if not hold and scheme_of(target) == "zk":  # a ZooKeeper lock ends with its session
         raise UsageError(
@@ -181,20 +187,30 @@ def acquire(
     with _signals_interrupt(), output.WaitDisplay(target) as display:
         lease = api.acquire(target, timeout=wait_seconds, ttl=ttl_seconds, note=note, shared=shared, on_wait=display, **opts)
     document = {"target": target, "path": lease.path, "token": lease.token, "expires_at": lease.expires, "ttl": lease.ttl}
-    if json_output:
-        output.emit_json(document)
-    else:
-        output.emit(lease.token)
+    try:
+        if json_output:
+            output.emit_json(document)
+        else:
+            output.emit(lease.token)
+        sys.stdout.flush()
+    except BaseException:  # the token never reached the caller: a lock nobody can release
+        _give_back(lease)
+        raise
+    if not json_output:
         output.say(f"Locked {lease.path} (expires {output.relative(lease.expires)}).")
     if hold:
         sys.stdout.flush()
-        raise typer.Exit(hold_until_signal(lease))
+        raise typer.Exit(hold_until_signal(lease, check))
 
 
 def _ttl(text: str) -> float:
-    seconds = parse_duration(text, what="--ttl")
-    if seconds <= 0:
-        raise UsageError("--ttl must be more than zero seconds.")
+    return check_ttl(parse_duration(text, what="--ttl"), what="--ttl")
+
+
+def _check_interval(text: str) -> float:
+    seconds = parse_duration(text, what="--check-interval")
+    if seconds > 3600:
+        raise UsageError("--check-interval is at most an hour; 0 confirms only at each refresh.")
     return seconds
 
 
@@ -274,6 +290,13 @@ def _confirm_force(target: str, yes: bool, include_waiters: bool, opts: dict):  
     return True, (shown[0] if current.kind != "zookeeper" else None)
 
 
+def _give_back(lease) -> None:  # type: ignore[no-untyped-def]
+    try:
+        lease.release()
+    except DLockError as exc:
+        output.warn(f"could not give back {lease.path}: {exc}")
+
+
 # -- wait / run --------------------------------------------------------------------------
 
 
@@ -318,8 +341,9 @@ def run(
     ttl: str = typer.Option("300", "--ttl", metavar="DURATION", help="Lock lifetime; refreshed at 40% of it."),
     note: str = typer.Option("", "--note", "-n", help="Free text stored with the lock."),
     shared: bool = typer.Option(False, "--shared", help="Take a shared (read) lock (ZooKeeper only)."),
-    conflict_exit_code: Optional[int] = typer.Option(None, "--conflict-exit-code", help="Exit with this code instead of 1 when the lock stays busy."),
+    conflict_exit_code: Optional[int] = typer.Option(None, "--conflict-exit-code", min=0, max=255, help="Exit with this code (0-255) instead of 1 when the lock stays busy."),
     grace: str = typer.Option("10", "--grace", metavar="DURATION", help="After losing the lock: time between SIGTERM and SIGKILL of COMMAND."),
+    check_interval: str = CheckInterval,
     storage_option: Optional[List[str]] = StorageOption,
     branch: str = Branch,
     commit: Optional[str] = Commit,
@@ -334,6 +358,9 @@ def run(
     wait_seconds = parse_duration(timeout, what="--timeout", allow_forever=True)
     ttl_seconds = _ttl(ttl)
     grace_seconds = parse_duration(grace, what="--grace")
+    if grace_seconds > 3600:
+        raise UsageError("--grace is at most an hour.")
+    check = _check_interval(check_interval)
     opts = _options(storage_option, branch, commit, None, zk_timeout, zk_auth)
     try:
         with _signals_interrupt(), output.WaitDisplay(target) as display:
@@ -343,14 +370,14 @@ def run(
             raise
         output.error(str(busy))
         raise typer.Exit(conflict_exit_code)
-    raise typer.Exit(run_locked(lease, command, grace_seconds))
+    raise typer.Exit(run_locked(lease, command, grace_seconds, check))
 
 
 # -- list / clean ---------------------------------------------------------------------------
 
 
 Root = typer.Argument(..., metavar="ROOT", help="A directory tree, bucket prefix or ZooKeeper subtree.")
-Depth = typer.Option(8, "--depth", help="How many directory levels below ROOT to look for datasets.")
+Depth = typer.Option(8, "--depth", min=0, max=64, help="How many directory levels below ROOT to look for datasets (0-64).")
 LegacyTtl = typer.Option(None, "--ttl", metavar="DURATION", help="Validity of 14-byte (older Deep Lake) locks.")
 
 

@@ -18,7 +18,7 @@ from dlock.lease import Lease
 FORWARDED = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT, signal.SIGQUIT)
 
 
-def run_locked(lease: Lease, command: Sequence[str], grace: float) -> int:
+def run_locked(lease: Lease, command: Sequence[str], grace: float, check_interval: float) -> int:
     """Run `command` while `lease` is refreshed; its exit status, or 3 if the lock was lost."""
     env = dict(os.environ, DLOCK_TARGET=lease.target, DLOCK_TOKEN=lease.token, DLOCK_LOCK_HELD="1")
     # On a terminal the child shares our process group, so Ctrl-C reaches it directly
@@ -48,14 +48,14 @@ def run_locked(lease: Lease, command: Sequence[str], grace: float) -> int:
             _signal(child, signum)
 
     with _handling(FORWARDED, forward):
-        lease.keep_alive(on_lost)
+        lease.keep_alive(on_lost, check_interval)
         returncode = child.wait()
     if lost.is_set() or not _released(lease, f"lock lost while {command[0]!r} ran: "):
         return LOST
     return 128 - returncode if returncode < 0 else returncode
 
 
-def hold_until_signal(lease: Lease) -> int:
+def hold_until_signal(lease: Lease, check_interval: float) -> int:
     """`acquire --hold`: refresh until SIGINT/SIGTERM/SIGHUP, then release; 3 if lost."""
     stop = threading.Event()
     lost = threading.Event()
@@ -66,7 +66,7 @@ def hold_until_signal(lease: Lease) -> int:
         stop.set()
 
     with _handling(FORWARDED[:3], lambda *_: stop.set()):
-        lease.keep_alive(on_lost)
+        lease.keep_alive(on_lost, check_interval)
         while not stop.wait(0.5):
             pass
     if lost.is_set() or not _released(lease, ""):
