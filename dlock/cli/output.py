@@ -1,7 +1,9 @@
 """All rendering: rich tables on a terminal, plain aligned text when piped, JSON on request.
 
 Commands never print directly. rich is imported only when a terminal will show it,
-so piped and --json output start fast.
+so piped and --json output start fast. Every string printed here (tables and
+sentences alike) passes through `printable`: a lock's note, host or path is written
+by whoever took the lock, and must not drive the reader's terminal.
 """
 
 from __future__ import annotations
@@ -17,6 +19,21 @@ from dlock.model import Holder, LockInfo, LockStatus, State, to_jsonable
 
 STATE_STYLE = {State.HELD: "bold red", State.STALE: "yellow", State.ABSENT: "green", State.CORRUPT: "bold magenta"}
 STATE_LABEL = {State.HELD: "held", State.STALE: "stale", State.ABSENT: "free", State.CORRUPT: "corrupt"}
+
+# C0 controls, DEL and C1 controls move the cursor, clear the screen or start an escape
+# sequence; bidi overrides make text read differently from what it is.
+_UNPRINTABLE = [*range(0x20), 0x7F, *range(0x80, 0xA0), *range(0x202A, 0x202F), *range(0x2066, 0x206A)]
+_SHORT_ESCAPES = {ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t"}
+_ESCAPES = {code: _SHORT_ESCAPES.get(code, f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}") for code in _UNPRINTABLE}
+
+
+def printable(text: str) -> str:
+    """Control characters and bidi overrides as Python writes them in a string: \\n, \\x1b, \\u202e."""
+    return text.translate(_ESCAPES)
+
+
+def _line(text: str, stream: TextIO | None = None) -> None:
+    print(printable(text), file=stream or sys.stdout)
 
 
 def fancy(stream: TextIO) -> bool:
@@ -34,20 +51,20 @@ def _console(stream: TextIO):  # type: ignore[no-untyped-def]
 
 
 def say(message: str) -> None:
-    print(message, file=sys.stderr)
+    _line(message, sys.stderr)
 
 
 def warn(message: str) -> None:
-    print(f"dlock: warning: {message}", file=sys.stderr)
+    _line(f"dlock: warning: {message}", sys.stderr)
 
 
 def error(message: str) -> None:
-    print(f"dlock: {message}", file=sys.stderr)
+    _line(f"dlock: {message}", sys.stderr)
 
 
 def emit(text: str) -> None:
     """A value scripts capture (a token): stdout, alone on its line."""
-    print(text)
+    _line(text)
 
 
 def emit_json(document: Any) -> None:
@@ -163,14 +180,14 @@ def render_status(statuses: Sequence[LockStatus], stream: TextIO | None = None) 
 def _render_status_plain(statuses: Sequence[LockStatus], stream: TextIO) -> None:
     for index, status in enumerate(statuses):
         if index:
-            print(file=stream)
-        print(_headline(status), file=stream)
-        rows = [COLUMNS] + [_row(status, lock) for lock in status.locks]
+            _line("", stream)
+        _line(_headline(status), stream)
+        rows = [COLUMNS] + [_printable_row(_row(status, lock)) for lock in status.locks]
         used = [i for i in range(len(COLUMNS)) if any(row[i] for row in rows[1:])]
         widths = {i: max(len(row[i]) for row in rows) for i in used}
         for row in rows:
-            print("  " + "  ".join(row[i].ljust(widths[i]) for i in used).rstrip(), file=stream)
-        _render_warnings(status, lambda text: print(f"  ! {text}", file=stream))
+            _line("  " + "  ".join(row[i].ljust(widths[i]) for i in used).rstrip(), stream)
+        _render_warnings(status, lambda text: _line(f"  ! {text}", stream))
 
 
 def _render_status_rich(statuses: Sequence[LockStatus], stream: TextIO) -> None:
@@ -180,20 +197,25 @@ def _render_status_rich(statuses: Sequence[LockStatus], stream: TextIO) -> None:
     console = _console(stream)
     for status in statuses:
         style = STATE_STYLE[status.state]
-        title = Text.assemble((status.target, "bold"), ": ", (STATE_LABEL[status.state], style))
+        title = Text.assemble((printable(status.target), "bold"), ": ", (STATE_LABEL[status.state], style))
         table = Table(title=title, title_justify="left", box=None, header_style="bold dim", pad_edge=False)
         rows = [_row(status, lock) for lock in status.locks]
         used = [i for i in range(len(COLUMNS)) if any(row[i] for row in rows)]
         for i in used:
             table.add_column(COLUMNS[i], no_wrap=i != 3)
         for lock, row in zip(status.locks, rows):
-            cells = [Text(row[i], style=STATE_STYLE[lock.state] if i == 2 else "") for i in used]
+            cells = [Text(printable(row[i]), style=STATE_STYLE[lock.state] if i == 2 else "") for i in used]
             table.add_row(*cells)
         console.print(table)
         if not status.atomic:
             console.print("  [yellow]store without conditional writes: locking is not atomic[/]")
-        _render_warnings(status, lambda text: console.print(Text("  ! " + text, style="yellow")))
+        _render_warnings(status, lambda text: console.print(Text("  ! " + printable(text), style="yellow")))
         console.print()
+
+
+def _printable_row(row: tuple[str, ...]) -> tuple[str, ...]:
+    """Escaped before aligning, so the columns line up with what is shown."""
+    return tuple(printable(cell) for cell in row)
 
 
 def _render_warnings(status: LockStatus, write: Any) -> None:
@@ -219,11 +241,14 @@ class _LiveLine:
         self._enabled = fancy(sys.stderr)
 
     def show(self, text: str) -> None:
+        from rich.text import Text
+
+        line = Text(printable(text))  # a Text, not a str: rich would read "[...]" in a path as markup
         if self._status is None:
-            self._status = _console(sys.stderr).status(text)
+            self._status = _console(sys.stderr).status(line)
             self._status.start()
         else:
-            self._status.update(text)
+            self._status.update(line)
 
     def __enter__(self):  # type: ignore[no-untyped-def]
         return self
@@ -287,19 +312,20 @@ def render_fleet(entries: Sequence[Any], stream: TextIO | None = None) -> None:
         for column in FLEET_COLUMNS:
             table.add_column(column, no_wrap=column != "HOLDER")
         for entry, row in zip(entries, rows):
-            table.add_row(*[Text(cell, style=STATE_STYLE[entry.lock.state] if i == 2 else "") for i, cell in enumerate(row)])
+            table.add_row(*[Text(printable(cell), style=STATE_STYLE[entry.lock.state] if i == 2 else "") for i, cell in enumerate(row)])
         _console(stream).print(table)
         return
+    rows = [_printable_row(row) for row in rows]
     widths = [max(len(row[i]) for row in [FLEET_COLUMNS, *rows]) for i in range(len(FLEET_COLUMNS))]
     for row in [FLEET_COLUMNS, *rows]:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip(), file=stream)
+        _line("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip(), stream)
 
 
 def render_removal(result: Any) -> None:
     label = {"removed": "removed", "would-remove": "would remove", "kept": "kept", "failed": "FAILED"}[result.outcome]
     state = STATE_LABEL[result.lock.state]
     detail = f": {result.detail}" if result.detail else ""
-    print(f"{label} {result.lock.path} ({state}){detail}")
+    _line(f"{label} {result.lock.path} ({state}){detail}")
 
 
 class Progress(_LiveLine):
