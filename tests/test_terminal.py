@@ -102,3 +102,62 @@ def test_control_characters_in_a_lock_are_shown_escaped_in_an_error(hostile_lock
 def test_json_keeps_the_text_exactly(hostile_lock, local_cli):
     document = json.loads(local_cli("status", str(hostile_lock), "--json").out)
     assert document["targets"][0]["locks"][0]["holder"]["note"] == "note" + INJECTED
+
+
+# -- a narrow terminal still shows who holds what ------------------------------------------------
+
+WIDTHS = [60, 80, 120]
+LONG_NOTE = "nightly ingest of the image shards from the upstream bucket, ask the data team before breaking it"
+
+
+def holder_name(cli: DlockRunner, target: Path) -> str:
+    """user@host as the lock records it."""
+    locks = json.loads(cli("status", str(target), "--json").out)["targets"][0]["locks"]
+    holder = next(lock["holder"] for lock in locks if lock["state"] == "held")
+    return f"{holder['user']}@{holder['host']}"
+
+
+def assert_fits(lines: list[str], columns: int) -> None:
+    from rich.cells import cell_len
+
+    too_wide = [line for line in lines if cell_len(line) > columns]
+    assert not too_wide, too_wide
+
+
+@pytest.fixture
+def short_root():
+    """A root short enough that a dataset path fits on one line of a 60-column terminal."""
+    import shutil
+    import tempfile
+
+    root = Path(tempfile.mkdtemp(prefix="dl-", dir="/tmp"))
+    yield root
+    shutil.rmtree(root)
+
+
+@pytest.mark.parametrize("columns", WIDTHS)
+def test_status_on_a_narrow_terminal_shows_state_and_holder_in_full(local_cli, deeplake_dataset, columns):
+    local_cli("acquire", str(deeplake_dataset), "--note", LONG_NOTE)
+    holder = holder_name(local_cli, deeplake_dataset)
+    lines = screen_lines(on_terminal("status", str(deeplake_dataset), columns=columns))
+    below_title = lines[1:]
+    assert any(re.search(r"\bheld\b", line) for line in below_title), lines
+    assert any(re.search(r"\bstale\b", line) for line in below_title), lines
+    assert any(holder in line for line in below_title), lines
+    assert_fits(lines, columns)
+
+
+@pytest.mark.parametrize("columns", WIDTHS)
+def test_list_on_a_narrow_terminal_shows_each_full_dataset_name_state_and_holder(local_cli, short_root, columns):
+    names = [str(short_root / f"images-train-2024-part-{i}") for i in range(1, 4)]
+    for name in names:
+        Path(name).mkdir()
+        (Path(name) / "dataset_meta.json").write_text("{}")
+        local_cli("acquire", name, "--note", LONG_NOTE)
+    holder = holder_name(local_cli, Path(names[0]))
+    lines = screen_lines(on_terminal("list", str(short_root), columns=columns))
+    for name in names:
+        assert any(name in line for line in lines), (name, lines)
+    assert sum(bool(re.search(r"\bheld\b", line)) for line in lines) >= 3, lines
+    assert sum(holder in line for line in lines) >= 3, lines
+    assert_fits(lines, columns)

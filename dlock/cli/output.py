@@ -191,26 +191,84 @@ def _render_status_plain(statuses: Sequence[LockStatus], stream: TextIO) -> None
 
 
 def _render_status_rich(statuses: Sequence[LockStatus], stream: TextIO) -> None:
-    from rich.table import Table
+    from rich.padding import Padding
     from rich.text import Text
 
     console = _console(stream)
     for status in statuses:
         style = STATE_STYLE[status.state]
-        title = Text.assemble((printable(status.target), "bold"), ": ", (STATE_LABEL[status.state], style))
-        table = Table(title=title, title_justify="left", box=None, header_style="bold dim", pad_edge=False)
-        rows = [_row(status, lock) for lock in status.locks]
-        used = [i for i in range(len(COLUMNS)) if any(row[i] for row in rows)]
-        for i in used:
-            table.add_column(COLUMNS[i], no_wrap=i != 3)
-        for lock, row in zip(status.locks, rows):
-            cells = [Text(printable(row[i]), style=STATE_STYLE[lock.state] if i == 2 else "") for i in used]
-            table.add_row(*cells)
-        console.print(table)
+        console.print(Text.assemble((printable(status.target), "bold"), ": ", (STATE_LABEL[status.state], style), overflow="fold"))
+        _print_locks(console, COLUMNS, [_row(status, lock) for lock in status.locks], [lock.state for lock in status.locks])
         if not status.atomic:
             console.print("  [yellow]store without conditional writes: locking is not atomic[/]")
-        _render_warnings(status, lambda text: console.print(Text("  ! " + printable(text), style="yellow")))
+        _render_warnings(status, lambda text: console.print(Padding(Text("! " + printable(text), style="yellow"), (0, 0, 0, 2))))
         console.print()
+
+
+# A holder wraps well in a table down to this width; narrower, it reads better as a block.
+HOLDER_MIN_WIDTH = 24
+
+
+def _print_locks(console: Any, headers: Sequence[str], rows: Sequence[tuple[str, ...]], states: Sequence[State]) -> None:
+    """A table when it fits the terminal, else one block per lock: to fit, rich would cut
+    the state, drop the holder column, and cut similar paths to the same prefix."""
+    used = [i for i in range(len(headers)) if any(row[i] for row in rows)]
+    headers = [headers[i] for i in used]
+    cells = [[printable(row[i]) for i in used] for row in rows]
+    if _table_width(headers, cells) <= console.width:
+        console.print(_table(headers, cells, states))
+    else:
+        _print_blocks(console, headers, cells, states)
+
+
+def _table_width(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> int:
+    """Every column at full width but the holder's, which may wrap down to HOLDER_MIN_WIDTH
+    or its longest word (user@host), whichever is wider: rich would cut a longer word."""
+    from rich.cells import cell_len
+
+    columns = list(zip(headers, *rows))
+    widths = [max(cell_len(text) for text in column) for column in columns]
+    if "HOLDER" in headers:
+        holder = headers.index("HOLDER")
+        longest_word = max(cell_len(word) for text in columns[holder] for word in text.split())
+        widths[holder] = min(widths[holder], max(HOLDER_MIN_WIDTH, longest_word))
+    return sum(widths) + 2 * (len(widths) - 1)
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], states: Sequence[State]) -> Any:
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(box=None, header_style="bold dim", pad_edge=False)
+    for header in headers:
+        table.add_column(header, no_wrap=header != "HOLDER")
+    for row, state in zip(rows, states):
+        table.add_row(*[Text(cell, style=STATE_STYLE[state] if header == "STATE" else "") for header, cell in zip(headers, row)])
+    return table
+
+
+def _print_blocks(console: Any, headers: Sequence[str], rows: Sequence[Sequence[str]], states: Sequence[State]) -> None:
+    """`LOCK path`, then one indented `label: value` line per column; long values wrap, never cut."""
+    from rich.padding import Padding
+    from rich.text import Text
+
+    for row, state in zip(rows, states):
+        console.print(_grid([(Text(headers[0], style="bold dim"), Text(row[0], style="bold"))]))
+        details = [(Text(header.lower() + ":", style="dim"), Text(cell, style=STATE_STYLE[state] if header == "STATE" else ""))
+                   for header, cell in zip(headers[1:], row[1:]) if cell]
+        console.print(Padding(_grid(details), (0, 0, 0, 2), expand=False))
+
+
+def _grid(rows: Sequence[tuple[Any, Any]]) -> Any:
+    """Labels on the left; a value too long for the line wraps under itself (a path folds)."""
+    from rich.table import Table
+
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(no_wrap=True)
+    grid.add_column(overflow="fold")
+    for label, value in rows:
+        grid.add_row(label, value)
+    return grid
 
 
 def _printable_row(row: tuple[str, ...]) -> tuple[str, ...]:
@@ -305,15 +363,7 @@ def render_fleet(entries: Sequence[Any], stream: TextIO | None = None) -> None:
     if not rows:
         return
     if fancy(stream):
-        from rich.table import Table
-        from rich.text import Text
-
-        table = Table(box=None, header_style="bold dim", pad_edge=False)
-        for column in FLEET_COLUMNS:
-            table.add_column(column, no_wrap=column != "HOLDER")
-        for entry, row in zip(entries, rows):
-            table.add_row(*[Text(printable(cell), style=STATE_STYLE[entry.lock.state] if i == 2 else "") for i, cell in enumerate(row)])
-        _console(stream).print(table)
+        _print_locks(_console(stream), FLEET_COLUMNS, rows, [entry.lock.state for entry in entries])
         return
     rows = [_printable_row(row) for row in rows]
     widths = [max(len(row[i]) for row in [FLEET_COLUMNS, *rows]) for i in range(len(FLEET_COLUMNS))]
