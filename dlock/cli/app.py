@@ -403,10 +403,10 @@ def list_(
     if json_output:
         for entry in entries:
             output.emit_json_line({"dataset": entry.dataset, **output.jsonable(entry.lock)})
-        output.say(report.summary())
+        output.say(output.fleet_summary(report))
     else:
         output.render_fleet(entries)
-        output.emit(report.summary())
+        output.emit(output.fleet_summary(report))
     raise typer.Exit(_report_errors(report))
 
 
@@ -446,11 +446,11 @@ def clean(
     report = _scan_fleet(root, depth, ttl, storage_option, zk_timeout, zk_auth)
     chosen = fleet.removable(report, older_than=age)
     if not chosen:
-        output.say(f"{report.summary()} Nothing to remove.")
+        output.say(f"{output.fleet_summary(report)} Nothing to remove.")
         raise typer.Exit(_report_errors(report))
     if not (dry_run or yes):
         output.render_fleet(chosen, stream=sys.stderr)
-        if not click.confirm(f"Remove these {len(chosen)} locks?", default=False, err=True):
+        if not click.confirm(f"Remove {output.plural(len(chosen), 'lock')}?", default=False, err=True):
             raise Refused(f"{root}: nothing removed.")
     results = fleet.remove(report, chosen, dry_run=dry_run)
     for result in results:
@@ -461,7 +461,7 @@ def clean(
     failed = [r for r in results if r.outcome == "failed"]
     done = sum(r.outcome in ("removed", "would-remove") for r in results)
     verb = "would remove" if dry_run else "removed"
-    output.say(f"{root}: {verb} {done} of {len(results)} locks" + (f", {len(failed)} failed." if failed else "."))
+    output.say(f"{root}: {verb} {done} of {output.plural(len(results), 'lock')}" + (f", {len(failed)} failed." if failed else "."))
     code = _report_errors(report)
     raise typer.Exit(BACKEND if failed else code)
 

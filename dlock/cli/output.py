@@ -12,10 +12,13 @@ import json
 import os
 import sys
 import time
-from typing import Any, Iterable, Sequence, TextIO
+from typing import TYPE_CHECKING, Any, Iterable, Sequence, TextIO
 
 from dlock.durations import format_duration
 from dlock.model import Holder, LockInfo, LockStatus, State, to_jsonable
+
+if TYPE_CHECKING:  # dlock.fleet imports the lock-file backend, which `status` of a ZooKeeper node does not need
+    from dlock.fleet import FleetReport
 
 STATE_STYLE = {State.HELD: "bold red", State.STALE: "yellow", State.ABSENT: "green", State.CORRUPT: "bold magenta"}
 STATE_LABEL = {State.HELD: "held", State.STALE: "stale", State.ABSENT: "free", State.CORRUPT: "corrupt"}
@@ -48,6 +51,11 @@ def _console(stream: TextIO):  # type: ignore[no-untyped-def]
 
 
 # -- sentences ------------------------------------------------------------------------
+
+
+def plural(count: int, word: str, plural_form: str | None = None) -> str:
+    """"1 lock", "2 locks", "1 directory", "3 directories"."""
+    return f"{count} {word if count == 1 else (plural_form or word + 's')}"
 
 
 def say(message: str) -> None:
@@ -371,6 +379,14 @@ def render_fleet(entries: Sequence[Any], stream: TextIO | None = None) -> None:
         _line("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip(), stream)
 
 
+def fleet_summary(report: FleetReport) -> str:
+    """The line under `list` and `clean`: "5 datasets, 4 locks: 1 held, 2 stale, 1 corrupt."."""
+    if not report.datasets:
+        return f"{report.root}: no datasets found (nothing to list)."
+    counts = ", ".join(f"{report.count(state)} {STATE_LABEL[state]}" for state in (State.HELD, State.STALE, State.CORRUPT))
+    return f"{plural(report.datasets, 'dataset')}, {plural(len(report.locks), 'lock')}: {counts}."
+
+
 def render_removal(result: Any) -> None:
     label = {"removed": "removed", "would-remove": "would remove", "kept": "kept", "failed": "FAILED"}[result.outcome]
     state = STATE_LABEL[result.lock.state]
@@ -393,4 +409,4 @@ class Progress(_LiveLine):
         if now - self._last < 0.1:
             return
         self._last = now
-        self.show(f"{self.description}: {scanned} directories, {found} lock files")
+        self.show(f"{self.description}: {plural(scanned, 'directory', 'directories')}, {plural(found, 'lock file')}")
