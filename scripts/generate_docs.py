@@ -101,6 +101,12 @@ confirmation and no terminal.
 .B 70
 A bug in dlock (\-\-debug shows the traceback).
 .TP
+.B 126
+run: the command was found but could not be executed.
+.TP
+.B 127
+run: the command was not found.
+.TP
 .I other
 run: the command's own exit status (128+N if it was killed by signal N).
 """,
