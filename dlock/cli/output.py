@@ -380,7 +380,7 @@ def render_fleet(entries: Sequence[Any], stream: TextIO | None = None) -> None:
 
 
 def fleet_summary(report: FleetReport) -> str:
-    """The line under `list` and `clean`: "5 datasets, 4 locks: 1 held, 2 stale, 1 corrupt."."""
+    """The line under `list` and `clean`, such as "1 dataset, 2 locks: 1 held, 1 stale, 0 corrupt"."""
     if not report.datasets:
         return f"{report.root}: no datasets found (nothing to list)."
     counts = ", ".join(f"{report.count(state)} {STATE_LABEL[state]}" for state in (State.HELD, State.STALE, State.CORRUPT))
