@@ -78,7 +78,7 @@ def encode(record: LockRecord) -> bytes:
 def decode(data: bytes) -> LockRecord:
     """Parse a lock file; anything that is not a lock raises CorruptLock with the reason."""
     if len(data) < HEADER.size:
-        raise CorruptLock(f"{len(data)} bytes, shorter than the 14 bytes of a lock file")
+        raise CorruptLock(f"shorter than the 14 bytes of a lock file (it has {len(data)})")
     node_bytes, time = HEADER.unpack_from(data)
     if not math.isfinite(time) or time < 0:
         raise CorruptLock(f"its time field is {time!r}, not a time")

@@ -53,14 +53,6 @@ class FleetReport:
     def count(self, state: State) -> int:
         return sum(1 for entry in self.locks if entry.lock.state is state)
 
-    def summary(self) -> str:
-        if not self.datasets:
-            return f"{self.root}: no datasets found (nothing to list)."
-        return (
-            f"{self.datasets} datasets, {len(self.locks)} locks: {self.count(State.HELD)} held, "
-            f"{self.count(State.STALE)} stale, {self.count(State.CORRUPT)} corrupt."
-        )
-
 
 @dataclasses.dataclass(frozen=True)
 class Removal:

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from dlock._version import __version__  # noqa: E402
-from dlock.cli.app import app  # noqa: E402
+from dlock.cli.app import app, unescape_help  # noqa: E402
 
 SHELLS = {"bash": "dlock.bash", "zsh": "dlock.zsh", "fish": "dlock.fish"}
 MAN_DATE = "2026-11-24"  # fixed, so a fresh generation is byte-identical
@@ -100,6 +100,12 @@ confirmation and no terminal.
 .TP
 .B 70
 A bug in dlock (\-\-debug shows the traceback).
+.TP
+.B 126
+run: the command was found but could not be executed.
+.TP
+.B 127
+run: the command was not found.
 .TP
 .I other
 run: the command's own exit status (128+N if it was killed by signal N).
@@ -197,7 +203,7 @@ dlock release gs://bucket/ds \-\-force
 
 def roff(text: str) -> str:
     """Escape text for a man page line."""
-    text = text.replace("\\[", "[")  # Typer escapes brackets for rich markup
+    text = unescape_help(text)
     text = text.replace("\\", "\\e").replace("-", "\\-")
     lines = []
     for line in text.splitlines():

@@ -30,6 +30,16 @@ def test_version_help_and_python_m_work(local_cli):
     assert module.returncode == 0 and __version__ in module.stdout
 
 
+def test_help_shows_brackets_unescaped_and_each_arguments_description(local_cli):
+    status = local_cli("status", "--help")
+    assert status.code == 0
+    assert "Dataset paths/URLs or zk:// lock nodes." in status.out
+    assert "[required]" in status.out and "[default: main]" in status.out
+    assert "\\[" not in status.out
+    acquire = local_cli("acquire", "--help").out
+    assert "TARGET  A dataset path or URL" in acquire and "\\[" not in acquire
+
+
 @pytest.mark.parametrize("args", [
     ("status",),
     ("acquire", ".", "--timeout", "soon"),
@@ -177,3 +187,14 @@ def test_status_of_a_local_dataset_imports_no_cloud_or_zookeeper_client(tmp_path
 
 def test_installed_entry_point_exists():
     assert dlock_executable()
+
+
+def test_list_and_clean_count_one_dataset_and_one_lock_in_the_singular(local_cli, tmp_path):
+    dataset = tmp_path / "only"
+    dataset.mkdir()
+    local_cli("acquire", str(dataset))
+    listed = local_cli("list", str(tmp_path))
+    assert "1 dataset, 1 lock: 1 held, 0 stale, 0 corrupt." in listed.out, listed.out
+    (dataset / "dataset_lock.lock").write_bytes(b"short")
+    cleaned = local_cli("clean", str(tmp_path), "--dry-run")
+    assert "1 dataset, 1 lock: 0 held, 0 stale, 1 corrupt." in cleaned.err, cleaned.err

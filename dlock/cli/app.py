@@ -20,7 +20,29 @@ from dlock.errors import DLockError, Interrupted, LockBusy, Refused, UsageError
 from dlock.model import LockStatus, State
 from dlock.targets import scheme_of
 
+class _UnescapedHelp:
+    """Typer 0.20 escapes "[" in "[required]" and "[default: ...]" for rich markup whenever
+    rich is installed, even with rich_markup_mode=None, where click's plain formatter
+    prints the backslash."""
+
+    def get_help(self, ctx: click.Context) -> str:
+        return unescape_help(super().get_help(ctx))  # type: ignore[misc]
+
+
+def unescape_help(text: str) -> str:
+    return text.replace("\\[", "[")
+
+
+class _Command(_UnescapedHelp, typer.core.TyperCommand):
+    pass
+
+
+class _Group(_UnescapedHelp, typer.core.TyperGroup):
+    pass
+
+
 app = typer.Typer(
+    cls=_Group,
     name="dlock",
     help="Administer dataset write locks: Deep Lake 3 lock files (local, S3, GCS, fsspec) and ZooKeeper lock nodes.",
     add_completion=True,
@@ -46,6 +68,8 @@ CheckInterval = typer.Option(
     "1", "--check-interval", metavar="DURATION",
     help="While holding: confirm the lock is still ours this often (one read; 0 only at refresh).",
 )
+Target = typer.Argument(..., metavar="TARGET", help="A dataset path or URL (s3://, gs://, ...) or a zk:// lock node.")
+Targets = typer.Argument(..., metavar="TARGET...", help="Dataset paths/URLs or zk:// lock nodes.")
 
 
 def _options(
@@ -106,9 +130,9 @@ def main_options(
 # -- status ------------------------------------------------------------------------------
 
 
-@app.command()
+@app.command(cls=_Command)
 def status(
-    targets: List[str] = typer.Argument(..., metavar="TARGET...", help="Dataset paths/URLs or zk:// lock nodes."),
+    targets: List[str] = Targets,
     json_output: bool = Json,
     ttl: Optional[str] = typer.Option(None, "--ttl", metavar="DURATION", help="Validity of a 14-byte (older Deep Lake) lock; default 300s."),
     storage_option: Optional[List[str]] = StorageOption,
@@ -158,9 +182,9 @@ def _status_code(statuses: List[LockStatus]) -> int:
 # -- acquire / refresh / release ---------------------------------------------------------
 
 
-@app.command()
+@app.command(cls=_Command)
 def acquire(
-    target: str = typer.Argument(..., metavar="TARGET"),
+    target: str = Target,
     timeout: str = typer.Option("0", "--timeout", "-t", metavar="DURATION", help="0 fails at once, -1 waits forever."),
     ttl: str = typer.Option("300", "--ttl", metavar="DURATION", help="Lock lifetime unless refreshed."),
     note: str = typer.Option("", "--note", "-n", help="Free text stored with the lock (why you hold it)."),
@@ -214,9 +238,9 @@ def _check_interval(text: str) -> float:
     return seconds
 
 
-@app.command()
+@app.command(cls=_Command)
 def refresh(
-    target: str = typer.Argument(..., metavar="TARGET"),
+    target: str = Target,
     token: str = typer.Option(..., "--token", help="The owner token `acquire` printed.", envvar="DLOCK_TOKEN", show_envvar=True),
     ttl: str = typer.Option("300", "--ttl", metavar="DURATION", help="New lifetime from now."),
     json_output: bool = Json,
@@ -233,9 +257,9 @@ def refresh(
         output.say(f"Refreshed {lease.path} (expires {output.relative(lease.expires)}).")
 
 
-@app.command()
+@app.command(cls=_Command)
 def release(
-    target: str = typer.Argument(..., metavar="TARGET"),
+    target: str = Target,
     token: Optional[str] = typer.Option(None, "--token", help="Release the lock this token owns."),
     force: bool = typer.Option(False, "--force", help="Remove the lock whoever holds it (asks first)."),
     yes: bool = typer.Option(False, "--yes", "-y", help="With --force: do not ask (needed without a terminal)."),
@@ -300,9 +324,9 @@ def _give_back(lease) -> None:  # type: ignore[no-untyped-def]
 # -- wait / run --------------------------------------------------------------------------
 
 
-@app.command()
+@app.command(cls=_Command)
 def wait(
-    targets: List[str] = typer.Argument(..., metavar="TARGET..."),
+    targets: List[str] = Targets,
     timeout: str = typer.Option("-1", "--timeout", "-t", metavar="DURATION", help="Give up after this long (exit 1); -1 waits forever."),
     json_output: bool = Json,
     storage_option: Optional[List[str]] = StorageOption,
@@ -333,9 +357,9 @@ def wait(
     raise typer.Exit(OK if free else BUSY)
 
 
-@app.command()
+@app.command(cls=_Command)
 def run(
-    target: str = typer.Argument(..., metavar="TARGET"),
+    target: str = Target,
     command: List[str] = typer.Argument(..., metavar="-- COMMAND [ARG...]", help="The command to run while holding the lock."),
     timeout: str = typer.Option("0", "--timeout", "-t", metavar="DURATION", help="How long to wait for the lock; -1 forever."),
     ttl: str = typer.Option("300", "--ttl", metavar="DURATION", help="Lock lifetime; refreshed at 40% of it."),
@@ -388,7 +412,7 @@ def _scan_fleet(root: str, depth: int, ttl: Optional[str], storage_option: Optio
         return api.scan_locks(root, depth=depth, on_progress=progress, **opts)
 
 
-@app.command("list")
+@app.command("list", cls=_Command)
 def list_(
     root: str = Root,
     stale: bool = typer.Option(False, "--stale", help="Only stale (and corrupt) locks."),
@@ -406,10 +430,10 @@ def list_(
     if json_output:
         for entry in entries:
             output.emit_json_line({"dataset": entry.dataset, **output.jsonable(entry.lock)})
-        output.say(report.summary())
+        output.say(output.fleet_summary(report))
     else:
         output.render_fleet(entries)
-        output.emit(report.summary())
+        output.emit(output.fleet_summary(report))
     raise typer.Exit(_report_errors(report))
 
 
@@ -425,7 +449,7 @@ def _report_errors(report) -> int:  # type: ignore[no-untyped-def]
     return BACKEND if report.errors else OK
 
 
-@app.command()
+@app.command(cls=_Command)
 def clean(
     root: str = Root,
     older_than: Optional[str] = typer.Option(None, "--older-than", metavar="DURATION", help="Also remove held locks not refreshed for this long."),
@@ -449,11 +473,11 @@ def clean(
     report = _scan_fleet(root, depth, ttl, storage_option, zk_timeout, zk_auth)
     chosen = fleet.removable(report, older_than=age)
     if not chosen:
-        output.say(f"{report.summary()} Nothing to remove.")
+        output.say(f"{output.fleet_summary(report)} Nothing to remove.")
         raise typer.Exit(_report_errors(report))
     if not (dry_run or yes):
         output.render_fleet(chosen, stream=sys.stderr)
-        if not click.confirm(f"Remove these {len(chosen)} locks?", default=False, err=True):
+        if not click.confirm(f"Remove {output.plural(len(chosen), 'lock')}?", default=False, err=True):
             raise Refused(f"{root}: nothing removed.")
     results = fleet.remove(report, chosen, dry_run=dry_run)
     for result in results:
@@ -464,7 +488,7 @@ def clean(
     failed = [r for r in results if r.outcome == "failed"]
     done = sum(r.outcome in ("removed", "would-remove") for r in results)
     verb = "would remove" if dry_run else "removed"
-    output.say(f"{root}: {verb} {done} of {len(results)} locks" + (f", {len(failed)} failed." if failed else "."))
+    output.say(f"{root}: {verb} {done} of {output.plural(len(results), 'lock')}" + (f", {len(failed)} failed." if failed else "."))
     code = _report_errors(report)
     raise typer.Exit(BACKEND if failed else code)
 

@@ -1,7 +1,9 @@
 """All rendering: rich tables on a terminal, plain aligned text when piped, JSON on request.
 
 Commands never print directly. rich is imported only when a terminal will show it,
-so piped and --json output start fast.
+so piped and --json output start fast. Every string printed here (tables and
+sentences alike) passes through `printable`: a lock's note, host or path is written
+by whoever took the lock, and must not drive the reader's terminal.
 """
 
 from __future__ import annotations
@@ -10,13 +12,31 @@ import json
 import os
 import sys
 import time
-from typing import Any, Iterable, Sequence, TextIO
+from typing import TYPE_CHECKING, Any, Iterable, Sequence, TextIO
 
 from dlock.durations import format_duration
 from dlock.model import Holder, LockInfo, LockStatus, State, to_jsonable
 
+if TYPE_CHECKING:  # dlock.fleet imports the lock-file backend, which `status` of a ZooKeeper node does not need
+    from dlock.fleet import FleetReport
+
 STATE_STYLE = {State.HELD: "bold red", State.STALE: "yellow", State.ABSENT: "green", State.CORRUPT: "bold magenta"}
 STATE_LABEL = {State.HELD: "held", State.STALE: "stale", State.ABSENT: "free", State.CORRUPT: "corrupt"}
+
+# C0 controls, DEL and C1 controls move the cursor, clear the screen or start an escape
+# sequence; bidi overrides make text read differently from what it is.
+_UNPRINTABLE = [*range(0x20), 0x7F, *range(0x80, 0xA0), *range(0x202A, 0x202F), *range(0x2066, 0x206A)]
+_SHORT_ESCAPES = {ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t"}
+_ESCAPES = {code: _SHORT_ESCAPES.get(code, f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}") for code in _UNPRINTABLE}
+
+
+def printable(text: str) -> str:
+    """Control characters and bidi overrides as Python writes them in a string: \\n, \\x1b, \\u202e."""
+    return text.translate(_ESCAPES)
+
+
+def _line(text: str, stream: TextIO | None = None) -> None:
+    print(printable(text), file=stream or sys.stdout)
 
 
 def fancy(stream: TextIO) -> bool:
@@ -33,21 +53,26 @@ def _console(stream: TextIO):  # type: ignore[no-untyped-def]
 # -- sentences ------------------------------------------------------------------------
 
 
+def plural(count: int, word: str, plural_form: str | None = None) -> str:
+    """"1 lock", "2 locks", "1 directory", "3 directories"."""
+    return f"{count} {word if count == 1 else (plural_form or word + 's')}"
+
+
 def say(message: str) -> None:
-    print(message, file=sys.stderr)
+    _line(message, sys.stderr)
 
 
 def warn(message: str) -> None:
-    print(f"dlock: warning: {message}", file=sys.stderr)
+    _line(f"dlock: warning: {message}", sys.stderr)
 
 
 def error(message: str) -> None:
-    print(f"dlock: {message}", file=sys.stderr)
+    _line(f"dlock: {message}", sys.stderr)
 
 
 def emit(text: str) -> None:
     """A value scripts capture (a token): stdout, alone on its line."""
-    print(text)
+    _line(text)
 
 
 def emit_json(document: Any) -> None:
@@ -163,37 +188,100 @@ def render_status(statuses: Sequence[LockStatus], stream: TextIO | None = None) 
 def _render_status_plain(statuses: Sequence[LockStatus], stream: TextIO) -> None:
     for index, status in enumerate(statuses):
         if index:
-            print(file=stream)
-        print(_headline(status), file=stream)
-        rows = [COLUMNS] + [_row(status, lock) for lock in status.locks]
+            _line("", stream)
+        _line(_headline(status), stream)
+        rows = [COLUMNS] + [_printable_row(_row(status, lock)) for lock in status.locks]
         used = [i for i in range(len(COLUMNS)) if any(row[i] for row in rows[1:])]
         widths = {i: max(len(row[i]) for row in rows) for i in used}
         for row in rows:
-            print("  " + "  ".join(row[i].ljust(widths[i]) for i in used).rstrip(), file=stream)
-        _render_warnings(status, lambda text: print(f"  ! {text}", file=stream))
+            _line("  " + "  ".join(row[i].ljust(widths[i]) for i in used).rstrip(), stream)
+        _render_warnings(status, lambda text: _line(f"  ! {text}", stream))
 
 
 def _render_status_rich(statuses: Sequence[LockStatus], stream: TextIO) -> None:
-    from rich.table import Table
+    from rich.padding import Padding
     from rich.text import Text
 
     console = _console(stream)
     for status in statuses:
         style = STATE_STYLE[status.state]
-        title = Text.assemble((status.target, "bold"), ": ", (STATE_LABEL[status.state], style))
-        table = Table(title=title, title_justify="left", box=None, header_style="bold dim", pad_edge=False)
-        rows = [_row(status, lock) for lock in status.locks]
-        used = [i for i in range(len(COLUMNS)) if any(row[i] for row in rows)]
-        for i in used:
-            table.add_column(COLUMNS[i], no_wrap=i != 3)
-        for lock, row in zip(status.locks, rows):
-            cells = [Text(row[i], style=STATE_STYLE[lock.state] if i == 2 else "") for i in used]
-            table.add_row(*cells)
-        console.print(table)
+        console.print(Text.assemble((printable(status.target), "bold"), ": ", (STATE_LABEL[status.state], style), overflow="fold"))
+        _print_locks(console, COLUMNS, [_row(status, lock) for lock in status.locks], [lock.state for lock in status.locks])
         if not status.atomic:
             console.print("  [yellow]store without conditional writes: locking is not atomic[/]")
-        _render_warnings(status, lambda text: console.print(Text("  ! " + text, style="yellow")))
+        _render_warnings(status, lambda text: console.print(Padding(Text("! " + printable(text), style="yellow"), (0, 0, 0, 2))))
         console.print()
+
+
+# A holder wraps well in a table down to this width; narrower, it reads better as a block.
+HOLDER_MIN_WIDTH = 24
+
+
+def _print_locks(console: Any, headers: Sequence[str], rows: Sequence[tuple[str, ...]], states: Sequence[State]) -> None:
+    """A table when it fits the terminal, else one block per lock: to fit, rich would cut
+    the state, drop the holder column, and cut similar paths to the same prefix."""
+    used = [i for i in range(len(headers)) if any(row[i] for row in rows)]
+    headers = [headers[i] for i in used]
+    cells = [[printable(row[i]) for i in used] for row in rows]
+    if _table_width(headers, cells) <= console.width:
+        console.print(_table(headers, cells, states))
+    else:
+        _print_blocks(console, headers, cells, states)
+
+
+def _table_width(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> int:
+    """Every column at full width but the holder's, which may wrap down to HOLDER_MIN_WIDTH
+    or its longest word (user@host), whichever is wider: rich would cut a longer word."""
+    from rich.cells import cell_len
+
+    columns = list(zip(headers, *rows))
+    widths = [max(cell_len(text) for text in column) for column in columns]
+    if "HOLDER" in headers:
+        holder = headers.index("HOLDER")
+        longest_word = max(cell_len(word) for text in columns[holder] for word in text.split())
+        widths[holder] = min(widths[holder], max(HOLDER_MIN_WIDTH, longest_word))
+    return sum(widths) + 2 * (len(widths) - 1)
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], states: Sequence[State]) -> Any:
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(box=None, header_style="bold dim", pad_edge=False)
+    for header in headers:
+        table.add_column(header, no_wrap=header != "HOLDER")
+    for row, state in zip(rows, states):
+        table.add_row(*[Text(cell, style=STATE_STYLE[state] if header == "STATE" else "") for header, cell in zip(headers, row)])
+    return table
+
+
+def _print_blocks(console: Any, headers: Sequence[str], rows: Sequence[Sequence[str]], states: Sequence[State]) -> None:
+    """`LOCK path`, then one indented `label: value` line per column; long values wrap, never cut."""
+    from rich.padding import Padding
+    from rich.text import Text
+
+    for row, state in zip(rows, states):
+        console.print(_grid([(Text(headers[0], style="bold dim"), Text(row[0], style="bold"))]))
+        details = [(Text(header.lower() + ":", style="dim"), Text(cell, style=STATE_STYLE[state] if header == "STATE" else ""))
+                   for header, cell in zip(headers[1:], row[1:]) if cell]
+        console.print(Padding(_grid(details), (0, 0, 0, 2), expand=False))
+
+
+def _grid(rows: Sequence[tuple[Any, Any]]) -> Any:
+    """Labels on the left; a value too long for the line wraps under itself (a path folds)."""
+    from rich.table import Table
+
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(no_wrap=True)
+    grid.add_column(overflow="fold")
+    for label, value in rows:
+        grid.add_row(label, value)
+    return grid
+
+
+def _printable_row(row: tuple[str, ...]) -> tuple[str, ...]:
+    """Escaped before aligning, so the columns line up with what is shown."""
+    return tuple(printable(cell) for cell in row)
 
 
 def _render_warnings(status: LockStatus, write: Any) -> None:
@@ -219,11 +307,14 @@ class _LiveLine:
         self._enabled = fancy(sys.stderr)
 
     def show(self, text: str) -> None:
+        from rich.text import Text
+
+        line = Text(printable(text))  # a Text, not a str: rich would read "[...]" in a path as markup
         if self._status is None:
-            self._status = _console(sys.stderr).status(text)
+            self._status = _console(sys.stderr).status(line)
             self._status.start()
         else:
-            self._status.update(text)
+            self._status.update(line)
 
     def __enter__(self):  # type: ignore[no-untyped-def]
         return self
@@ -280,26 +371,27 @@ def render_fleet(entries: Sequence[Any], stream: TextIO | None = None) -> None:
     if not rows:
         return
     if fancy(stream):
-        from rich.table import Table
-        from rich.text import Text
-
-        table = Table(box=None, header_style="bold dim", pad_edge=False)
-        for column in FLEET_COLUMNS:
-            table.add_column(column, no_wrap=column != "HOLDER")
-        for entry, row in zip(entries, rows):
-            table.add_row(*[Text(cell, style=STATE_STYLE[entry.lock.state] if i == 2 else "") for i, cell in enumerate(row)])
-        _console(stream).print(table)
+        _print_locks(_console(stream), FLEET_COLUMNS, rows, [entry.lock.state for entry in entries])
         return
+    rows = [_printable_row(row) for row in rows]
     widths = [max(len(row[i]) for row in [FLEET_COLUMNS, *rows]) for i in range(len(FLEET_COLUMNS))]
     for row in [FLEET_COLUMNS, *rows]:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip(), file=stream)
+        _line("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip(), stream)
+
+
+def fleet_summary(report: FleetReport) -> str:
+    """The line under `list` and `clean`, such as "1 dataset, 2 locks: 1 held, 1 stale, 0 corrupt"."""
+    if not report.datasets:
+        return f"{report.root}: no datasets found (nothing to list)."
+    counts = ", ".join(f"{report.count(state)} {STATE_LABEL[state]}" for state in (State.HELD, State.STALE, State.CORRUPT))
+    return f"{plural(report.datasets, 'dataset')}, {plural(len(report.locks), 'lock')}: {counts}."
 
 
 def render_removal(result: Any) -> None:
     label = {"removed": "removed", "would-remove": "would remove", "kept": "kept", "failed": "FAILED"}[result.outcome]
     state = STATE_LABEL[result.lock.state]
     detail = f": {result.detail}" if result.detail else ""
-    print(f"{label} {result.lock.path} ({state}){detail}")
+    _line(f"{label} {result.lock.path} ({state}){detail}")
 
 
 class Progress(_LiveLine):
@@ -317,4 +409,4 @@ class Progress(_LiveLine):
         if now - self._last < 0.1:
             return
         self._last = now
-        self.show(f"{self.description}: {scanned} directories, {found} lock files")
+        self.show(f"{self.description}: {plural(scanned, 'directory', 'directories')}, {plural(found, 'lock file')}")
