@@ -135,7 +135,7 @@ def test_a_writer_whose_lock_was_taken_over_writes_nothing_more(site: Site, dloc
             w.write_text("before.txt", "ok")
             assert dlock_cli("release", ds, "--force", "--yes").code == 0
             assert dlock_cli("acquire", ds).code == 0  # someone else holds it now
-            with pytest.raises(dlock.LockLost, match="taken over"):
+            with pytest.raises(dlock.LockLost):  # "removed" or "taken over": whichever was seen first
                 w.write_bytes("after.bin", b"must not land")
     assert site.get(f"{ds}/after.bin") is None
 
