@@ -1,7 +1,9 @@
-"""Linearised writer sessions per second per backend at 1, 2, 4 and 8 processes, and the
-in-process cost of acquire+release on local disk and memory against Deep Lake's local lock.
+"""Linearised writer sessions per second per backend at 1, 2, 4 and 8 processes, the
+in-process cost of acquire+release on local disk and memory against Deep Lake's local lock,
+and what the ownership check before each write costs per store.
 
     python bench/writer.py [--sessions 25] [--runs 200]
+    python bench/writer.py --write-cost-only [--writes 200]
 
 A session is `with dlock.writer(ds) as w:` reading a counter file and writing it back
 incremented. Workers start together at a common instant (their imports done), so the
@@ -104,11 +106,47 @@ def acquire_release_ms(target: str, runs: int) -> float:
     return statistics.median(samples) * 1000
 
 
+def write_cost_ms(dataset: str, writes: int) -> tuple[float, float]:
+    """(median ms of w.write_bytes, median ms of the same write without the ownership check):
+    the difference is the one read of the lock that confirms it is still ours."""
+    data = b"x" * 1024
+    seed(dataset)  # the dataset must exist: the writer creates none
+    with dlock.writer(dataset, timeout=30) as w:
+        store, base = w._store, w._dataset
+        checked, bare = [], []
+        for i in range(writes):
+            started = time.perf_counter()
+            w.write_bytes(f"cost/{i % 8}", data)
+            checked.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            store.write_data(store.join(base, "cost", str(i % 8)), data)
+            bare.append(time.perf_counter() - started)
+    return statistics.median(checked) * 1000, statistics.median(bare) * 1000
+
+
+def print_write_cost(sites: list[tuple[str, str]], writes: int) -> None:
+    print("| store | write_bytes (confirmed) | bare write | ownership check |")
+    print("|---|---|---|---|")
+    for name, dataset in sites:
+        checked, bare = write_cost_ms(dataset, writes)
+        print(f"| {name} | {checked:.2f} ms | {bare:.2f} ms | {checked - bare:+.2f} ms |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sessions", type=int, default=25, help="sessions per worker")
     parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument("--writes", type=int, default=200, help="writes per store for the ownership-check cost")
+    parser.add_argument("--write-cost-only", action="store_true", help="measure only the ownership check per write")
     args = parser.parse_args()
+    if args.write_cost_only:
+        with servers() as endpoints:
+            bucket = bucket_on_both(endpoints)
+            print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
+                  f"medians of {args.writes} writes of 1 KiB")
+            print_write_cost([("local", tempfile.mkdtemp()), ("s3 (moto)", f"s3://{bucket}/cost"),
+                              ("gcs (fake-gcs-server)", f"gs://{bucket}/cost")], args.writes)
+        return
     counts = (1, 2, 4, 8)
     rows: list[tuple[str, list[float]]] = []
     local = tempfile.mkdtemp()
@@ -145,6 +183,11 @@ def main() -> None:
     print(f"| dlock.acquire().release(), local disk | {local_ms:.2f} ms |")
     print(f"| dlock.acquire().release(), memory:// | {memory_ms:.2f} ms |")
     print(f"| Deep Lake 3 local lock protocol (write, sleep 0.01 s, verify, delete) | {statistics.median(deeplake) * 1000:.1f} ms |")
+    print()
+    with servers() as endpoints:
+        bucket = bucket_on_both(endpoints)
+        print_write_cost([("local", local), ("s3 (moto)", f"s3://{bucket}/cost"),
+                          ("gcs (fake-gcs-server)", f"gs://{bucket}/cost")], args.writes)
 
 
 if __name__ == "__main__":
