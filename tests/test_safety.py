@@ -91,9 +91,11 @@ def test_acquire_hold_exits_3_promptly_when_taken_over(site_local, local_cli):
 # -- a lease never keeps bytes that are not its own -------------------------------------------------
 
 
-def test_a_lock_deep_lake_wrote_over_a_fresh_create_is_never_treated_as_ours(site: Site):
+def test_a_lock_deep_lake_wrote_over_a_fresh_create_is_never_treated_as_ours(site: Site, request):
     """Deep Lake writes in place and unconditionally: its write can land right after dlock's
     create. Whatever dlock then does, that lock is Deep Lake's, and stays."""
+    if site.name == "gcs":
+        request.applymarker(pytest.mark.xfail(reason="emulator limit: fake-gcs-server ignores ifGenerationMatch on DELETE (real GCS honours it)", strict=True))
     ds = site.new_dataset()
     foreign = deeplake_lock_bytes()
     with open_backend(ds, dlock.api.options(storage_options=site.storage_options)) as backend:
