@@ -172,3 +172,12 @@ def test_generic_fsspec_store_falls_back_visibly(tmp_path, local_cli):
     status = json.loads(local_cli("status", target, "--json").out)
     assert status["targets"][0]["atomic"] is False and status["state"] == "held"
     assert local_cli("release", target, "--token", acquired.out.strip()).code == 0
+
+
+def test_missing_s3_credentials_name_the_aws_variables_only(site_s3: Site):
+    no_credentials = {"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": "", "AWS_EC2_METADATA_DISABLED": "true",
+                      "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent", "AWS_CONFIG_FILE": "/nonexistent"}
+    result = DlockRunner({**site_s3.env, **no_credentials})("status", site_s3.new_dataset())
+    assert result.code == 4, result
+    assert "no credentials" in result.err and "AWS_ACCESS_KEY_ID" in result.err
+    assert "GOOGLE" not in result.err and "Traceback" not in result.err
