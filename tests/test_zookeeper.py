@@ -225,3 +225,17 @@ def test_list_finds_every_lock_node_in_a_subtree_and_clean_leaves_live_sessions_
         theirs.release()
         mine.terminate()
         mine.wait(timeout=10)
+
+
+def test_lock_block_on_zookeeper_notices_a_forced_release_and_raises_lock_lost(zk_cli, zk_target):
+    import dlock
+
+    with pytest.raises(dlock.LockLost):
+        with dlock.lock(zk_target, timeout=5) as lease:
+            assert zk_cli("release", zk_target, "--force", "--yes").code == 0
+            deadline = time.monotonic() + 5
+            while not lease.lost:  # the node watch reports it; no polling
+                assert time.monotonic() < deadline
+                time.sleep(0.02)
+            with pytest.raises(dlock.LockLost):
+                lease.confirm()
