@@ -24,7 +24,7 @@ from typing import Iterator
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "tests" / "helpers")]
 
-from dlrace import SCENARIOS, Race, Tally, table  # noqa: E402
+from dlrace import CONTROL, DLOCK_AIMED, SCENARIOS, Lineup, Race, Tally, table  # noqa: E402
 from objectstore import bucket_on_both, servers  # noqa: E402
 
 VENV = Path(os.environ.get("DLOCK_DEEPLAKE_VENV", ROOT / ".cache" / "deeplake3-venv"))
@@ -44,13 +44,17 @@ def store_roots(stores: list[str]) -> Iterator[dict[str, tuple[str, dict[str, st
         yield {**roots, "s3": (f"s3://{bucket}", env)}
 
 
-def race(race: Race, tally: Tally, rounds: int, **racers: object) -> None:
+def race(match: Race, rounds: int, lineup: Lineup) -> Tally:
+    """The rounds counted; the interleaving of each double holding on stderr as it happens."""
+    tally = Tally(match.store, match.scenario, lineup)
     for _ in range(rounds):
-        done = race.run(**racers)  # type: ignore[arg-type]
+        done = match.run(lineup)
         tally.add(done)
         if done.double_holders():
             print(done.interleaving(), file=sys.stderr, flush=True)
-    print(f"{tally.store} {tally.scenario} {tally.racers}: {tally.doubles} of {tally.rounds} double", file=sys.stderr)
+    print(f"{tally.store} {tally.scenario} {lineup}: {tally.doubles} of {tally.rounds} rounds had two holders",
+          file=sys.stderr, flush=True)
+    return tally
 
 
 def main() -> None:
@@ -71,10 +75,8 @@ def main() -> None:
             root, env = roots[store]
             for scenario in scenarios:
                 match = Race(python, store, root, env, scenario, workdir)
-                tallies.append(Tally(store, scenario, "1 Deep Lake + 1 dlock run"))
-                race(match, tallies[-1], args.rounds)
-                controls.append(Tally(store, scenario, "control: 3 Deep Lake"))
-                race(match, controls[-1], args.control_rounds, aimed_kind="deeplake", aimed=2)
+                tallies.append(race(match, args.rounds, DLOCK_AIMED))
+                controls.append(race(match, args.control_rounds, CONTROL))
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
           f"rounds logged in {workdir}")
     print(table(tallies + controls))

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from conftest import Site
-from helpers.dlrace import SCENARIOS, Race, Round, Tally, table
+from helpers.dlrace import CONTROL, DLOCK_AIMED, SCENARIOS, Lineup, Race, Round, Tally, table
 from test_deeplake_interop import deeplake_python  # noqa: F401  (the fixture: Deep Lake's interpreter)
 
 STORES = ["local", "s3"]
@@ -21,17 +21,18 @@ AIMED_ROUNDS = {"local": 10, "s3": 8}
 CONTROL_ROUNDS = 3
 
 
-def race(python: Path, site: Site, scenario: str, workdir: Path, rounds: int, **racers: object) -> Tally:
+def race(python: Path, site: Site, scenario: str, workdir: Path, rounds: int, lineup: Lineup) -> Tally:
     match = Race(python, site.name, site.root, site.env, scenario, workdir)
-    tally = Tally(site.name, scenario, ", ".join(f"{k}={v}" for k, v in racers.items()))
+    tally = Tally(site.name, scenario, lineup)
     doubles: list[Round] = []
     for _ in range(rounds):
-        done = match.run(**racers)  # type: ignore[arg-type]
+        done = match.run(lineup)
         tally.add(done)
         doubles += [done] if done.double_holders() else []
     print(table([tally]))
-    assert not doubles, "two processes both believed they held the lock:\n" + "\n".join(
-        d.interleaving() for d in doubles) + "\n" + table([tally])
+    if doubles:
+        interleavings = "\n".join(done.interleaving() for done in doubles)
+        pytest.fail(f"two processes both believed they held the lock:\n{interleavings}\n{table([tally])}")
     return tally
 
 
@@ -41,7 +42,7 @@ def test_dlock_run_and_deeplake_never_both_hold_when_dlock_is_aimed_at_deeplakes
     deeplake_python, request, tmp_path, store, scenario  # noqa: F811
 ):
     site = request.getfixturevalue(f"site_{store}")
-    race(deeplake_python, site, scenario, tmp_path / "rounds", AIMED_ROUNDS[store])
+    race(deeplake_python, site, scenario, tmp_path / "rounds", AIMED_ROUNDS[store], DLOCK_AIMED)
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
@@ -50,5 +51,5 @@ def test_control_deeplake_writers_alone_never_both_hold_under_the_same_aim(
     deeplake_python, request, tmp_path, store, scenario  # noqa: F811
 ):
     site = request.getfixturevalue(f"site_{store}")
-    tally = race(deeplake_python, site, scenario, tmp_path / "rounds", CONTROL_ROUNDS, aimed_kind="deeplake", aimed=2)
+    tally = race(deeplake_python, site, scenario, tmp_path / "rounds", CONTROL_ROUNDS, CONTROL)
     assert tally.deeplake_wins == tally.rounds, "in every round one Deep Lake process holds the dataset"

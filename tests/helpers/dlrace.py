@@ -109,7 +109,7 @@ class Round:
                 events += [(racer.held[0], f"{who} believes it holds"), (racer.held[1], f"{who} lets go")]
             else:
                 events.append((max([racer.start_at, *(end for _, end, _ in racer.writes)]), f"{who}: {racer.outcome}"))
-        lines = [f"round {self.number} ({self.store}, {self.scenario}, aimed +{self.offset * 1e3:.2f} ms):"]
+        lines = [f"round {self.number} ({self.store}, {self.scenario}, aimed {self.offset * 1e3:+.2f} ms):"]
         lines += [f"  {(when - zero) * 1e3:9.3f} ms  {what}" for when, what in sorted(events)]
         return "\n".join(lines)
 
@@ -138,6 +138,25 @@ class Aim:
                 (self.aimed if racer.aimed else self.anchors).append(offset)
 
 
+@dataclasses.dataclass(frozen=True)
+class Lineup:
+    """Who races in a round: `anchors` Deep Lake processes start at T, `aimed` racers of
+    `aimed_kind` ("dlock" or "deeplake") at T + the aim's offset."""
+
+    aimed_kind: str = "dlock"
+    anchors: int = 1
+    aimed: int = 1
+
+    def __str__(self) -> str:
+        if self.aimed_kind == "deeplake":
+            return f"control: {self.anchors + self.aimed} Deep Lake"
+        return f"{self.anchors} Deep Lake + {self.aimed} dlock run"
+
+
+DLOCK_AIMED = Lineup()
+CONTROL = Lineup("deeplake", anchors=1, aimed=2)  # Deep Lake alone: its verify must keep them apart
+
+
 class Race:
     """One dataset (made once by the real Deep Lake) raced over many rounds in one scenario.
 
@@ -162,18 +181,17 @@ class Race:
         self.aims = {"dlock": Aim(SPREAD[store]), "deeplake": Aim(SPREAD[store])}
         self.rounds = 0
 
-    def run(self, aimed_kind: str = "dlock", anchors: int = 1, aimed: int = 1) -> Round:
-        """One round: `anchors` Deep Lake processes at T, `aimed` racers of aimed_kind at T + offset."""
+    def run(self, lineup: Lineup = DLOCK_AIMED) -> Round:
         self.rounds += 1
-        round_dir = self.workdir / f"{self.store}-{self.scenario}-{aimed_kind}-{self.rounds}"
+        round_dir = self.workdir / f"{self.store}-{self.scenario}-{lineup.aimed_kind}-{self.rounds}"
         round_dir.mkdir(parents=True)
         self._reset_lock()
-        kinds = [("deeplake", False)] * anchors + [(aimed_kind, True)] * aimed
+        kinds = [("deeplake", False)] * lineup.anchors + [(lineup.aimed_kind, True)] * lineup.aimed
         procs = [self._spawn(kind, round_dir, index) for index, (kind, _) in enumerate(kinds)]
         try:
             for index, proc in enumerate(procs):
                 _wait_until_ready(proc, f"racer {index} did not start: {_tail(round_dir, index)}")
-            aim = self.aims[aimed_kind]
+            aim = self.aims[lineup.aimed_kind]
             offset = aim.next_offset()
             start_at = time.time() + 0.05 + max(0.0, -offset)
             for proc, (_, is_aimed) in zip(procs, kinds):
@@ -257,7 +275,7 @@ def _tail(round_dir: Path, index: int) -> str:
 class Tally:
     store: str
     scenario: str
-    racers: str  # who raced, e.g. "1 Deep Lake + 1 dlock run"
+    lineup: Lineup
     rounds: int = 0
     hits: int = 0
     doubles: int = 0
@@ -273,8 +291,8 @@ class Tally:
 
 
 def table(tallies: Sequence[Tally]) -> str:
-    lines = ["| store | scenario | racers | rounds | aimed rounds (dlock's write inside Deep Lake's read→write) "
+    lines = ["| store | scenario | racers | rounds | aimed rounds (the aimed write inside Deep Lake's read→write) "
              "| double-holder rounds | dlock wins | Deep Lake wins |", "|---|---|---|---|---|---|---|---|"]
-    lines += [f"| {t.store} | {t.scenario} | {t.racers} | {t.rounds} | {t.hits} | {t.doubles} | {t.dlock_wins} "
+    lines += [f"| {t.store} | {t.scenario} | {t.lineup} | {t.rounds} | {t.hits} | {t.doubles} | {t.dlock_wins} "
               f"| {t.deeplake_wins} |" for t in tallies]
     return "\n".join(lines)
