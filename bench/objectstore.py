@@ -10,6 +10,7 @@ on S3/GCS, except a GCS read: metadata then the exact generation's bytes).
 from __future__ import annotations
 
 import argparse
+import json
 import contextlib
 import os
 import platform
@@ -26,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from dlock import codec  # noqa: E402
+from dlock.backends.lockfile import FIRST_COMMIT  # noqa: E402
 from dlock.backends.store import Store  # noqa: E402
 from dlock.targets import open_backend  # noqa: E402
 from servers._util import free_port, stop, wait_for_port  # noqa: E402
@@ -122,6 +124,9 @@ def bucket_on_both(endpoints: dict[str, str]) -> str:
     return bucket
 
 
+DEEPLAKE_INFO = json.dumps({"branches": {"main": FIRST_COMMIT}, "commits": {FIRST_COMMIT: {}}}).encode()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=200)
@@ -145,6 +150,11 @@ def main() -> None:
             backend.store = counter
             median, requests = measure(args.runs, lambda: dlock_cycle(backend), counter)
             rows.append((name, "dlock (conditional writes)", args.runs, median, requests))
+            # A Deep Lake dataset: the win is confirmed after Deep Lake's verify interval.
+            marker_backend.store.write_data(f"{marker_backend.dataset}/version_control_info.json", DEEPLAKE_INFO)
+            median, requests = measure(args.baseline_runs, lambda: dlock_cycle(backend), counter)
+            rows.append((name, f"dlock on a Deep Lake dataset (confirmed after {backend.store.deeplake_settle:g} s)",
+                         args.baseline_runs, median, requests))
             lock_path = backend.store.join(backend.dataset, "dataset_lock.lock")
             median, requests = measure(args.baseline_runs, lambda: deeplake_cycle(counter, lock_path, verify), counter)
             label = f"Deep Lake 3 protocol (write, sleep {verify:g} s, verify)"
