@@ -26,6 +26,7 @@ from typing import Iterator
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from dlock import api, fleet  # noqa: E402
+from dlock.backends import tree  # noqa: E402
 from dlock.backends.store import Store  # noqa: E402
 from dlock.targets import open_backend  # noqa: E402
 from dlock.api import options  # noqa: E402
@@ -77,7 +78,7 @@ def run_site(name: str, n: int, storage: dict[str, str], prepare) -> list[tuple]
     rows = []
     modes = (
         ("baseline: a listing per directory, one request at a time", 1, False),
-        (f"dlock: a page per folder where it fits, {fleet.CONCURRENCY} in flight", None, True),
+        (f"dlock: a page per folder where it fits, {tree.CONCURRENCY} in flight", None, True),
     )
     for label, concurrency, flat in modes:
         root = prepare()
@@ -86,12 +87,12 @@ def run_site(name: str, n: int, storage: dict[str, str], prepare) -> list[tuple]
         counter = Counting(backend.store)
         backend.store = counter  # type: ignore[assignment]
         started = time.perf_counter()
-        report = fleet.scan(root, backend=backend, concurrency=concurrency)
+        report = backend.scan(depth=8, concurrency=concurrency)
         listed = time.perf_counter() - started
         list_requests = counter.requests
         chosen = fleet.removable(report)
         started = time.perf_counter()
-        results = fleet.remove(report, chosen, concurrency=concurrency)
+        results = backend.remove_found(chosen, concurrency=concurrency)
         cleaned = time.perf_counter() - started
         assert report.datasets == n, (report.datasets, n)
         assert len(report.locks) == n // 10 and len(chosen) == 300, (len(report.locks), len(chosen))

@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from dlock import codec  # noqa: E402
-from dlock.backends.lockfile import FIRST_COMMIT  # noqa: E402
+from dlock.backends.layout import FIRST_COMMIT  # noqa: E402
 from dlock.backends.store import Store  # noqa: E402
 from dlock.targets import open_backend  # noqa: E402
 from servers._util import free_port, stop, wait_for_port  # noqa: E402

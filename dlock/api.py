@@ -6,19 +6,19 @@ import contextlib
 import math
 import os
 import time
-from typing import TYPE_CHECKING, Callable, Iterator, Mapping, TypedDict, TypeVar, Union
+from typing import Callable, Iterator, Mapping, TypedDict, TypeVar, Union
 
 from typing_extensions import Unpack
 
 from dlock.backends.base import Backend, Options
 from dlock.durations import check_timeout, check_ttl, format_duration
-from dlock.errors import CorruptLock, LockBusy, UsageError
+from dlock.errors import CorruptLock, LockBusy, Refused, Remedy, UsageError
 from dlock.lease import CHECK_INTERVAL, Lease
-from dlock.model import LockInfo, LockStatus, State
+from dlock.backends.base import ProgressCallback
+from dlock.fleet import DEFAULT_DEPTH, removable
+from dlock.model import CleanReport, FleetLock, FleetReport, LockInfo, LockStatus, State
 from dlock.targets import open_backend
 
-if TYPE_CHECKING:
-    from dlock.fleet import FleetReport
 
 DEFAULT_TTL = 300.0
 FIRST_DELAY, MAX_DELAY, BACKOFF = 0.05, 1.0, 1.5
@@ -169,8 +169,8 @@ def wait(target: Target, timeout: float | None = None, *, on_wait: WaitCallback 
             current = backend.status()
             if current.state is State.CORRUPT:
                 bad = next(lock for lock in current.locks if lock.state is State.CORRUPT)
-                raise CorruptLock(f"{bad.path} is corrupt ({bad.reason}), so {target} is not free. "
-                                  "Inspect it; `dlock release --force` removes it.")
+                raise CorruptLock(f"{bad.path} is corrupt ({bad.reason}), so {target} is not free. Inspect it.",
+                                  remedy=Remedy.FORCE_RELEASE)
             if current.state is State.HELD:
                 raise LockBusy(f"{target} is locked.", holder=current)
             return current
@@ -240,17 +240,45 @@ def _retry_while_busy(backend: Backend, attempt: Callable[[], T], timeout: float
 
 
 def scan_locks(
-    root: Target, *, depth: int = 8, on_progress: Callable[[int, int], None] | None = None, **target_options: Unpack[TargetOptions]
+    root: Target, *, depth: int = DEFAULT_DEPTH, on_progress: ProgressCallback | None = None,
+    **target_options: Unpack[TargetOptions],
 ) -> FleetReport:
-    """Every dataset lock under `root` (a directory tree or bucket prefix), judged now."""
-    from dlock import fleet
-    from dlock.backends.lockfile import LockFileBackend
+    """Every lock under `root` (a directory tree, a bucket prefix, a ZooKeeper subtree), judged now."""
+    with open_backend(target_text(root), options(**target_options)) as backend:
+        return backend.scan(depth=_depth(depth), on_progress=on_progress)
 
+
+def clean(
+    root: Target,
+    *,
+    older_than: float | None = None,
+    dry_run: bool = False,
+    confirm: Callable[[list[FleetLock]], bool] | None = None,
+    depth: int = DEFAULT_DEPTH,
+    on_progress: ProgressCallback | None = None,
+    **target_options: Unpack[TargetOptions],
+) -> CleanReport:
+    """Remove the stale and corrupt locks under `root` (and with `older_than` seconds, held
+    locks not written for that long), each only if it is still the object judged. `confirm`
+    is shown the chosen locks first and may refuse (Refused)."""
     root = target_text(root)
     with open_backend(root, options(**target_options)) as backend:
-        scan_tree = getattr(backend, "scan_tree", None)
-        if scan_tree is not None:  # ZooKeeper: a subtree of lock nodes
-            return scan_tree(depth=depth, on_progress=on_progress)  # type: ignore[no-any-return]
-        if not isinstance(backend, LockFileBackend):
-            raise UsageError(f"{root}: listing is not supported for this kind of target.")
-        return fleet.scan(root, depth=depth, backend=backend, on_progress=on_progress)
+        report = backend.scan(depth=_depth(depth), on_progress=on_progress)
+        chosen = removable(report, older_than=older_than)
+        if chosen and not dry_run and confirm is not None and not confirm(chosen):
+            raise Refused(f"{root}: nothing removed.")
+        removals = backend.remove_found(chosen, dry_run=dry_run) if chosen else []
+    return CleanReport(report, chosen, removals)
+
+
+def force_preview(target: Target, *, include_waiters: bool = False, **target_options: Unpack[TargetOptions]) -> list[LockInfo]:
+    """What `release(force=True)` would remove now: the lock acquire takes (lock files), or
+    the holders' nodes, with `include_waiters` every contender's (ZooKeeper)."""
+    with open_backend(target_text(target), options(**target_options)) as backend:
+        return backend.force_preview(include_waiters)
+
+
+def _depth(depth: int) -> int:
+    if isinstance(depth, bool) or not isinstance(depth, int) or not 0 <= depth <= 64:
+        raise UsageError(f"depth {depth!r} must be a whole number from 0 to 64.")
+    return depth

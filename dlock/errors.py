@@ -2,19 +2,34 @@
 
 from __future__ import annotations
 
+import enum
+
+
+class Remedy(str, enum.Enum):
+    """A way out that the command line phrases with its own flags (the library names none)."""
+
+    FORCE_RELEASE = "force-release"  # a forced release removes the lock
+    ZK_AUTH = "zk-auth"  # ZooKeeper credentials are needed
+    ZK_TIMEOUT = "zk-timeout"  # waiting longer for ZooKeeper may help
+
 
 class DLockError(Exception):
     """Base of every error dlock raises on purpose.
 
-    The message is one or two sentences that name the target and say what to do.
+    The message is one or two sentences that name the target and say what to do;
+    `remedy` is a way out the caller may phrase in its own terms.
     """
+
+    def __init__(self, message: str, *, remedy: Remedy | None = None) -> None:
+        super().__init__(message)
+        self.remedy = remedy
 
 
 class LockBusy(DLockError):
     """The lock is held by someone else (or a wait timed out)."""
 
-    def __init__(self, message: str, holder: object | None = None) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, holder: object | None = None, *, remedy: Remedy | None = None) -> None:
+        super().__init__(message, remedy=remedy)
         self.holder = holder
 
 

@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import getpass
+import math
 import os
+import socket
+import time
+from typing import Mapping
+
+from dlock._version import __version__
+from dlock.model import Holder
 
 
 def current_user() -> str:
@@ -24,3 +32,53 @@ def pid_alive(pid: int) -> bool:
     except OSError:
         return False
     return True
+
+
+def holder_payload(
+    token: str, ttl: float, note: str | None, created: float | None = None, now: float | None = None
+) -> dict[str, object]:
+    """Who holds a lock, as dlock stores it (a lock file's JSON tag, a ZooKeeper node's data).
+    `owner` is the token that proves ownership; the rest is for people."""
+    now = time.time() if now is None else now
+    return {
+        "owner": token,
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "user": current_user(),
+        "created": created if created is not None else now,
+        "written": now,
+        "ttl": ttl,
+        "note": note or "",
+        "tool": f"dlock/{__version__}",
+    }
+
+
+def holder_from_payload(payload: Mapping[str, object], base: Holder) -> Holder:
+    """`base` completed from a payload that holder_payload wrote (or anything claiming to be
+    one: every field is checked for its type, never trusted)."""
+    host = text(payload.get("host"))
+    pid = payload.get("pid")
+    pid = pid if isinstance(pid, int) and not isinstance(pid, bool) and 0 < pid < 2**31 else None
+    this_machine = host == socket.gethostname()
+    return dataclasses.replace(
+        base,
+        host=host,
+        pid=pid,
+        this_machine=this_machine,
+        user=text(payload.get("user")),
+        note=text(payload.get("note")) or None,
+        created=number(payload.get("created")) or base.created,
+        tool=text(payload.get("tool")) or base.tool,
+        pid_alive=pid_alive(pid) if this_machine and pid else None,
+    )
+
+
+def text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def number(value: object) -> float | None:
+    """A finite number from stored JSON, else None."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from typing import Any
+from typing import Any, Iterable
 
 
 class State(str, enum.Enum):
@@ -12,6 +12,30 @@ class State(str, enum.Enum):
     HELD = "held"
     STALE = "stale"
     CORRUPT = "corrupt"
+
+    @staticmethod
+    def overall(states: Iterable[State]) -> State:
+        """The state that speaks for several locks: corrupt, then held, then stale, else absent."""
+        present = set(states)
+        return next((state for state in (State.CORRUPT, State.HELD, State.STALE) if state in present), State.ABSENT)
+
+
+class Kind(str, enum.Enum):
+    """What a target is; the JSON `kind`."""
+
+    DEEPLAKE = "deeplake"  # a Deep Lake dataset: lock files at the head of a branch
+    DIRECTORY = "directory"  # any other directory or prefix: one lock file at its root
+    ZOOKEEPER = "zookeeper"  # a lock node whose contenders are ephemeral children
+
+    @property
+    def session_bound(self) -> bool:
+        """A lock that lives as long as its holder's session: several contenders, never stale,
+        nothing for `clean` to remove, and no token another process could use."""
+        return self is Kind.ZOOKEEPER
+
+    @property
+    def label(self) -> str:
+        return {Kind.DEEPLAKE: "Deep Lake dataset", Kind.DIRECTORY: "directory", Kind.ZOOKEEPER: "ZooKeeper lock"}[self]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,23 +91,58 @@ class LockStatus:
     """Every lock of one target, and the one `acquire` would take."""
 
     target: str
-    kind: str  # "deeplake", "directory", "zookeeper"
+    kind: Kind
     lock_path: str
     locks: tuple[LockInfo, ...]
-    atomic: bool = True  # False on stores without conditional writes (DESIGN 3.3)
+    atomic: bool = True  # False on stores without conditional writes: write-wait-verify only
 
     @property
     def state(self) -> State:
-        states = {lock.state for lock in self.locks if not lock.waiting}
-        for state in (State.CORRUPT, State.HELD, State.STALE):
-            if state in states:
-                return state
-        return State.ABSENT
+        return State.overall(lock.state for lock in self.locks if not lock.waiting)
 
     @property
     def primary(self) -> LockInfo | None:
         """The lock that `acquire` would take, if it exists."""
         return next((lock for lock in self.locks if lock.path == self.lock_path), None)
+
+
+@dataclasses.dataclass(frozen=True)
+class FleetLock:
+    """One lock found under a root: the dataset (or lock node) it guards and how it was judged."""
+
+    dataset: str
+    lock: LockInfo
+
+
+@dataclasses.dataclass
+class FleetReport:
+    """What `list` found under a root."""
+
+    root: str
+    kind: Kind  # of the locks found: lock files (DIRECTORY) or ZooKeeper nodes
+    datasets: int
+    locks: list[FleetLock]
+    errors: list[str]  # directories that could not be listed, each a sentence
+
+    def count(self, state: State) -> int:
+        return sum(1 for entry in self.locks if entry.lock.state is state)
+
+
+@dataclasses.dataclass(frozen=True)
+class Removal:
+    """What `clean` did with one lock."""
+
+    dataset: str
+    lock: LockInfo
+    outcome: str  # "removed", "would-remove", "kept" (changed since judged), "failed"
+    detail: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class CleanReport:
+    report: FleetReport
+    chosen: list[FleetLock]
+    removals: list[Removal]
 
 
 def held_by(info: LockInfo | None) -> str:

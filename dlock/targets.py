@@ -21,6 +21,8 @@ REGISTRY: dict[str, str] = {
     "zk": "dlock.backends.zookeeper:open_backend",
 }
 FALLBACK = "dlock.backends.objectstore:open_generic"
+# Schemes whose locks live only as long as the holder's session: no plain `acquire`.
+SESSION_BOUND = frozenset({"zk"})
 
 _URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 _ALMOST_URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+):/*(?!/)")
@@ -41,6 +43,11 @@ def scheme_of(target: str) -> str:
         meant = f"{scheme}:///{rest}" if scheme.lower() == "file" else f"{scheme}://{rest}"
         raise UsageError(f"{target!r} is not a valid URL; did you mean {meant}?")
     return "file"
+
+
+def session_bound(target: str) -> bool:
+    """Does a lock of `target` end with the process that holds it (ZooKeeper)?"""
+    return scheme_of(target) in SESSION_BOUND
 
 
 def open_backend(target: str, options: Options | None = None) -> Backend:

@@ -18,7 +18,8 @@ import time
 from typing import Iterator, Mapping
 
 from dlock.api import DEFAULT_TTL, Target, TargetOptions, lock, options, target_text
-from dlock.backends.lockfile import LOCK_NAME, SHORT_LOCKS, LockFileBackend
+from dlock.backends.layout import LOCK_NAME, SHORT_LOCKS
+from dlock.backends.lockfile import LockFileBackend
 from dlock.backends.store import Store
 from dlock.errors import LockLost, UsageError
 from dlock.lease import Lease

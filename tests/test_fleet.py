@@ -10,7 +10,8 @@ import pytest
 
 import dlock
 from conftest import FIXTURES, Site
-from dlock import api, fleet
+from dlock import api
+from dlock.backends import tree
 from dlock.model import State
 
 STALE = (FIXTURES / "root.lock").read_bytes()
@@ -62,8 +63,7 @@ def test_clean_without_terminal_needs_yes_or_dry_run(fleet_root, dlock_cli):
     assert len(rows(dlock_cli("list", fleet_root, "--json"))) == 4, "dry run removed something"
 
 
-def test_clean_removes_stale_and_old_corrupt_locks_never_a_held_one(fleet_root, site, dlock_cli, monkeypatch):
-    monkeypatch.setattr(fleet, "CORRUPT_GRACE", 0.0)  # in-process only; the CLI below uses the real grace
+def test_clean_removes_stale_and_old_corrupt_locks_never_a_held_one(fleet_root, site, dlock_cli):
     result = dlock_cli("clean", fleet_root, "--yes", "--json")
     assert result.code == 0, result.err
     removed = {r["dataset"].rsplit("/", 1)[-1] for r in rows(result) if r["action"] == "removed"}
@@ -87,11 +87,13 @@ def test_a_holder_that_refreshes_between_look_and_delete_keeps_its_lock(site: Si
     kwargs = {"storage_options": site.storage_options}
     lease = dlock.acquire(ds, ttl=1, **kwargs)  # the shortest ttl dlock takes
     time.sleep(1.2)  # expired: the look judges it stale
-    report = api.scan_locks(ds, **kwargs)
-    chosen = fleet.removable(report)
-    assert [entry.lock.state for entry in chosen] == [State.STALE]
-    lease.refresh()  # the holder comes back before the delete
-    results = fleet.remove(report, chosen)
+
+    def holder_refreshes_before_the_delete(chosen):  # type: ignore[no-untyped-def]
+        assert [entry.lock.state for entry in chosen] == [State.STALE]
+        lease.refresh()  # the holder comes back before the delete
+        return True
+
+    results = api.clean(ds, confirm=holder_refreshes_before_the_delete, **kwargs).removals
     assert [r.outcome for r in results] == ["kept"]
     assert dlock.status(ds, **kwargs).state is State.HELD
     lease.release()
@@ -116,6 +118,9 @@ def test_unreadable_lock_is_reported_as_corrupt_and_the_rest_listed(site_local, 
     assert states == {"bad": "corrupt", "good": "stale"}
 
 
+C1 = "c1" * 20  # a commit id; a versions/ directory named otherwise is no lock Deep Lake takes
+
+
 def _memory_tree() -> str:
     from fsspec.implementations.memory import MemoryFileSystem
 
@@ -123,8 +128,8 @@ def _memory_tree() -> str:
     root = f"/fleet-{uuid.uuid4().hex[:8]}"
     files = {
         "t1/a/dataset_meta.json": b"{}", "t1/a/dataset_lock.lock": STALE,
-        "t1/a/x/chunks/0001": b"data", "t1/a/versions/c1/dataset_meta.json": b"{}",
-        "t1/a/versions/c1/dataset_lock.lock": STALE,
+        "t1/a/x/chunks/0001": b"data", f"t1/a/versions/{C1}/dataset_meta.json": b"{}",
+        f"t1/a/versions/{C1}/dataset_lock.lock": STALE, "t1/a/versions/not-a-commit/dataset_lock.lock": STALE,
         "t1/b/dataset_meta.json": b"{}",
         "t2/deep/er/c/dataset_meta.json": b"{}", "t2/deep/er/c/queries.lock": b"bad",
         "notes/readme.txt": b"not a dataset",
@@ -136,7 +141,7 @@ def _memory_tree() -> str:
 
 @pytest.mark.parametrize("budget", [1000, 2])
 def test_flat_listing_and_directory_walk_find_the_same_locks(monkeypatch, budget):
-    monkeypatch.setattr(fleet, "FLAT_BUDGET", budget)  # 2: every subtree overflows and is walked
+    monkeypatch.setattr(tree, "FLAT_BUDGET", budget)  # 2: every subtree overflows and is walked
     root = _memory_tree()
     report = api.scan_locks(root)
     found = sorted((e.dataset.rsplit("/", 1)[-1], e.lock.path.split(root.split("://")[1])[1], e.lock.version, e.lock.state.value)
@@ -144,7 +149,7 @@ def test_flat_listing_and_directory_walk_find_the_same_locks(monkeypatch, budget
     assert report.datasets == 3
     assert found == [
         ("a", "/t1/a/dataset_lock.lock", None, "stale"),
-        ("a", "/t1/a/versions/c1/dataset_lock.lock", "c1", "stale"),
+        ("a", f"/t1/a/versions/{C1}/dataset_lock.lock", C1, "stale"),
         ("c", "/t2/deep/er/c/queries.lock", None, "corrupt"),
     ]
     shallow = api.scan_locks(root, depth=2)

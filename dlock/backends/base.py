@@ -7,7 +7,11 @@ import dataclasses
 import time
 from typing import Callable
 
-from dlock.model import LockInfo, LockStatus
+from dlock.errors import UsageError
+from dlock.model import FleetLock, FleetReport, LockInfo, LockStatus, Removal
+
+# on_progress(directories_scanned, locks_found) while a tree is scanned
+ProgressCallback = Callable[[int, int], None]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,7 +60,6 @@ class Backend(abc.ABC):
     """One target: a dataset's lock files, or one ZooKeeper lock node."""
 
     target: str
-    needs_session = False  # ZooKeeper: a lock lives only as long as the process holding it
     atomic = True
 
     @abc.abstractmethod
@@ -78,6 +81,18 @@ class Backend(abc.ABC):
         `seen` is the lock as the user was shown it; removal is refused if it changed since.
         Returns what was removed.
         """
+
+    @abc.abstractmethod
+    def force_preview(self, include_waiters: bool = False) -> list[LockInfo]:
+        """What a forced removal would take now, to show before asking."""
+
+    def scan(self, *, depth: int, on_progress: ProgressCallback | None = None) -> FleetReport:
+        """Every lock under this target as a root (`list`)."""
+        raise UsageError(f"{self.target}: listing is not supported for this kind of target.")
+
+    def remove_found(self, entries: list[FleetLock], *, dry_run: bool = False) -> list[Removal]:
+        """Remove locks that scan() found, each only if it is still the object judged (`clean`)."""
+        raise UsageError(f"{self.target}: cleaning is not supported for this kind of target.")
 
     def wait_for_change(self, delay: float) -> None:
         """Block until the lock may have changed, at most `delay` seconds (polling by default)."""

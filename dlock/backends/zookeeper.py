@@ -27,10 +27,10 @@ from typing import Any, Callable
 from urllib.parse import unquote, urlsplit
 
 from dlock._version import __version__
-from dlock.backends.base import Backend, LeaseHandle, Options
+from dlock.backends.base import Backend, LeaseHandle, Options, ProgressCallback
 from dlock.identity import current_user, pid_alive
-from dlock.errors import BackendError, DLockError, LockBusy, LockLost, NotFound, Refused, UsageError
-from dlock.model import Holder, LockInfo, LockStatus, State, held_by as _by
+from dlock.errors import BackendError, DLockError, LockBusy, LockLost, NotFound, Refused, Remedy, UsageError
+from dlock.model import FleetLock, FleetReport, Holder, Kind, LockInfo, LockStatus, State, held_by as _by
 
 WRITE, READ = "__lock__", "__rlock__"
 CONTENDER = re.compile(r"^(?P<uuid>[0-9a-f]*)(?P<kind>__lock__|__rlock__)(?P<seq>-?\d{10})$")
@@ -91,7 +91,7 @@ def parse_target(target: str, options: Options) -> ZkTarget:
     if path == "/":
         raise UsageError(f"{_safe(target)}: name the lock node, as in zk://{hosts}/locks/ds.")
     if auth is not None and ":" not in auth:
-        raise UsageError(f"{_safe(target)}: --zk-auth takes user:password.")
+        raise UsageError(f"{_safe(target)}: ZooKeeper credentials are user:password.")
     return ZkTarget(hosts, path, auth)
 
 
@@ -107,8 +107,6 @@ def _safe(target: str) -> str:
 
 
 class ZooKeeperBackend(Backend):
-    needs_session = True
-
     def __init__(self, target: str, options: Options) -> None:
         self.target = _safe(target)
         self.spec = parse_target(target, options)
@@ -145,7 +143,7 @@ class ZooKeeperBackend(Backend):
             client.close()
             raise BackendError(
                 f"{self.target}: cannot reach ZooKeeper at {self.spec.hosts} within {self.timeout:g}s. "
-                "Check the hosts and that a quorum is up (--zk-timeout waits longer)."
+                "Check the hosts and that a quorum is up.", remedy=Remedy.ZK_TIMEOUT
             ) from None
         except Exception as exc:
             client.close()
@@ -166,9 +164,9 @@ class ZooKeeperBackend(Backend):
     def _translate(self, exc: BaseException) -> DLockError:
         name = type(exc).__name__
         if name == "NoAuthError":
-            return Refused(f"{self.target}: the node's ACL does not allow this; give credentials with --zk-auth user:password.")
+            return Refused(f"{self.target}: the node's ACL does not allow this without credentials.", remedy=Remedy.ZK_AUTH)
         if name == "AuthFailedError":
-            return BackendError(f"{self.target}: ZooKeeper rejected the credentials (--zk-auth).")
+            return BackendError(f"{self.target}: ZooKeeper rejected the credentials.", remedy=Remedy.ZK_AUTH)
         if name in ("KazooTimeoutError", "Timeout", "TimeoutError", "ConnectionLoss", "SessionExpiredError", "ConnectionClosedError"):
             return BackendError(
                 f"{self.target}: ZooKeeper at {self.spec.hosts} did not answer within {self.timeout:g}s "
@@ -208,7 +206,7 @@ class ZooKeeperBackend(Backend):
         infos = [info for info in (self._describe(c, ordered) for c in ordered) if info is not None]
         if not infos:
             infos = [LockInfo(path=self.path, state=State.ABSENT, format="zookeeper")]
-        return LockStatus(self.target, "zookeeper", self.path, tuple(infos))
+        return LockStatus(self.target, Kind.ZOOKEEPER, self.path, tuple(infos))
 
     def _describe(self, contender: Contender, ordered: list[Contender]) -> LockInfo | None:
         return ZooKeeperView(self, self.path).describe(contender, ordered)
@@ -254,7 +252,8 @@ class ZooKeeperBackend(Backend):
     def adopt(self, token: str, *, ttl: float) -> LeaseHandle:
         raise UsageError(
             f"{self.target}: a ZooKeeper lock lives with the session that holds it; it cannot be refreshed "
-            "or released by token from another process. Stop the holder, or use release --force."
+            "or released by token from another process. Stop the holder, or release it by force.",
+            remedy=Remedy.FORCE_RELEASE,
         )
 
     def remove(
@@ -279,17 +278,19 @@ class ZooKeeperBackend(Backend):
             removed.append(lock)
         return removed
 
-    def scan_tree(self, *, depth: int, on_progress: Callable[[int, int], None] | None = None) -> Any:
+    def force_preview(self, include_waiters: bool = False) -> list[LockInfo]:
+        return [lock for lock in self.status().locks
+                if lock.state is not State.ABSENT and (include_waiters or not lock.waiting)]
+
+    def scan(self, *, depth: int, on_progress: ProgressCallback | None = None) -> FleetReport:
         """Every lock node under this path (`dlock list zk://...`): nodes whose children are
         contenders, with one row per contender. Nothing here is ever stale: a dead holder's
         ephemeral node goes with its session, so `clean` finds nothing to remove."""
         from kazoo.exceptions import NoNodeError  # noqa: PLC0415
 
-        from dlock.fleet import FleetLock, FleetReport  # noqa: PLC0415
-
         if self.call("exists", self.path) is None:
             raise NotFound(f"{self.target}: no such node. Check the path.")
-        report = FleetReport(self.target, 0, [], [])
+        report = FleetReport(self.target, Kind.ZOOKEEPER, 0, [], [])
         pending, scanned = [(self.path, 0)], 0
         while pending:
             node, level = pending.pop()

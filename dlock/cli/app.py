@@ -13,12 +13,12 @@ import typer
 from dlock import api
 from dlock._version import __version__
 from dlock.cli import output
-from dlock.cli.exitcodes import BACKEND, BUSY, CORRUPT, INTERNAL, OK, exit_code_for
+from dlock.cli.exitcodes import BACKEND, BUSY, CORRUPT, INTERNAL, OK, exit_code_for, message_for
 from dlock.cli.runner import hold_until_signal, run_locked
 from dlock.durations import check_ttl, parse_duration
 from dlock.errors import DLockError, Interrupted, LockBusy, Refused, UsageError
-from dlock.model import LockStatus, State
-from dlock.targets import scheme_of
+from dlock.model import FleetLock, LockStatus, State
+from dlock.targets import session_bound
 
 class _UnescapedHelp:
     """Typer 0.20 escapes "[" in "[required]" and "[default: ...]" for rich markup whenever
@@ -149,13 +149,13 @@ def status(
     else:
         statuses, failures = _status_each(targets, opts)
     if json_output:
-        overall = _overall(statuses)
-        errors = [{"target": target, "error": str(exc)} for target, exc in failures]
+        overall = State.overall(s.state for s in statuses)
+        errors = [{"target": target, "error": message_for(exc)} for target, exc in failures]
         output.emit_json({"state": overall.value, "targets": statuses, **({"errors": errors} if errors else {})})
     else:
         output.render_status(statuses)
     for _, exc in failures:
-        output.error(str(exc))
+        output.error(message_for(exc))
     raise typer.Exit(max([exit_code_for(exc) for _, exc in failures], default=_status_code(statuses)))
 
 
@@ -170,13 +170,8 @@ def _status_each(targets: List[str], opts: dict):  # type: ignore[no-untyped-def
     return statuses, failures
 
 
-def _overall(statuses: List[LockStatus]) -> State:
-    states = {s.state for s in statuses}
-    return next((state for state in (State.CORRUPT, State.HELD, State.STALE) if state in states), State.ABSENT)
-
-
 def _status_code(statuses: List[LockStatus]) -> int:
-    return {State.CORRUPT: CORRUPT, State.HELD: BUSY}.get(_overall(statuses), OK)
+    return {State.CORRUPT: CORRUPT, State.HELD: BUSY}.get(State.overall(s.state for s in statuses), OK)
 
 
 # -- acquire / refresh / release ---------------------------------------------------------
@@ -203,7 +198,7 @@ def acquire(
     ttl_seconds = _ttl(ttl)
     check = _check_interval(check_interval)
     opts = _options(storage_option, branch, commit, None, zk_timeout, zk_auth)
-    if not hold and scheme_of(target) == "zk":  # a ZooKeeper lock ends with its session
+    if not hold and session_bound(target):
         raise UsageError(
             f"{target}: a ZooKeeper lock lives only as long as the process that holds it, so plain "
             "`acquire` would release it on exit. Use `dlock acquire --hold` or `dlock run`."
@@ -296,13 +291,10 @@ def release(
 
 
 def _confirm_force(target: str, yes: bool, include_waiters: bool, opts: dict):  # type: ignore[no-untyped-def]
-    current = api.status(target, **opts)
-    locks = [lock for lock in current.locks if lock.state is not State.ABSENT and (include_waiters or not lock.waiting)]
-    primary = current.primary
-    if not locks or (primary is not None and primary.state is State.ABSENT and current.kind != "zookeeper"):
+    shown = api.force_preview(target, include_waiters=include_waiters, **opts)
+    if not shown:
         output.say(f"{target}: not locked; nothing to remove.")
         return False, None
-    shown = [primary] if current.kind != "zookeeper" and primary is not None else locks
     output.say(f"{target}: about to remove")
     output.render_locks_for_confirmation(shown)
     if not yes:
@@ -310,8 +302,9 @@ def _confirm_force(target: str, yes: bool, include_waiters: bool, opts: dict):  
             raise Refused(f"{target}: --force removes a lock someone may hold; without a terminal to ask, pass --yes as well.")
         if not click.confirm("Remove it?", default=False, err=True):
             raise Refused(f"{target}: nothing removed.")
-    # ZooKeeper removes each node conditionally on the version it shows; files compare the holder.
-    return True, (shown[0] if current.kind != "zookeeper" else None)
+    # What is removed is what was shown: a lock file is compared with its holder then;
+    # ZooKeeper removes each node conditionally on the version it showed.
+    return True, (shown[0] if len(shown) == 1 else None)
 
 
 def _give_back(lease) -> None:  # type: ignore[no-untyped-def]
@@ -405,9 +398,13 @@ Depth = typer.Option(8, "--depth", min=0, max=64, help="How many directory level
 LegacyTtl = typer.Option(None, "--ttl", metavar="DURATION", help="Validity of 14-byte (older Deep Lake) locks.")
 
 
-def _scan_fleet(root: str, depth: int, ttl: Optional[str], storage_option: Optional[List[str]], zk_timeout: str, zk_auth: Optional[str]):  # type: ignore[no-untyped-def]
+def _fleet_options(ttl: Optional[str], storage_option: Optional[List[str]], zk_timeout: str, zk_auth: Optional[str]) -> dict:  # type: ignore[type-arg]
     validity = parse_duration(ttl, what="--ttl") if ttl is not None else None
-    opts = _options(storage_option, validity=validity, zk_timeout=zk_timeout, zk_auth=zk_auth)
+    return _options(storage_option, validity=validity, zk_timeout=zk_timeout, zk_auth=zk_auth)
+
+
+def _scan_fleet(root: str, depth: int, ttl: Optional[str], storage_option: Optional[List[str]], zk_timeout: str, zk_auth: Optional[str]):  # type: ignore[no-untyped-def]
+    opts = _fleet_options(ttl, storage_option, zk_timeout, zk_auth)
     with output.Progress(f"scanning {root}") as progress:
         return api.scan_locks(root, depth=depth, on_progress=progress, **opts)
 
@@ -463,23 +460,25 @@ def clean(
     zk_auth: Optional[str] = ZkAuth,
 ) -> None:
     """Remove stale and corrupt locks under ROOT (and with --older-than, abandoned ones); never a held lock otherwise."""
-    from dlock import fleet
-
     if dry_run and yes:
         raise UsageError("--dry-run and --yes contradict each other; choose one.")
     age = parse_duration(older_than, what="--older-than") if older_than is not None else None
     if not (dry_run or yes or sys.stdin.isatty()):
         raise Refused(f"{root}: clean removes locks; without a terminal to ask, pass --yes (or --dry-run to look first).")
-    report = _scan_fleet(root, depth, ttl, storage_option, zk_timeout, zk_auth)
-    chosen = fleet.removable(report, older_than=age)
-    if not chosen:
-        output.say(f"{output.fleet_summary(report)} Nothing to remove.")
-        raise typer.Exit(_report_errors(report))
-    if not (dry_run or yes):
+
+    def confirm(chosen: List[FleetLock]) -> bool:
+        if yes:
+            return True
         output.render_fleet(chosen, stream=sys.stderr)
-        if not click.confirm(f"Remove {output.plural(len(chosen), 'lock')}?", default=False, err=True):
-            raise Refused(f"{root}: nothing removed.")
-    results = fleet.remove(report, chosen, dry_run=dry_run)
+        return click.confirm(f"Remove {output.plural(len(chosen), 'lock')}?", default=False, err=True)
+
+    opts = _fleet_options(ttl, storage_option, zk_timeout, zk_auth)
+    with output.Progress(f"scanning {root}") as progress:
+        cleaned = api.clean(root, older_than=age, dry_run=dry_run, confirm=confirm, depth=depth, on_progress=progress, **opts)
+    if not cleaned.chosen:
+        output.say(f"{output.fleet_summary(cleaned.report)} Nothing to remove.")
+        raise typer.Exit(_report_errors(cleaned.report))
+    results = cleaned.removals
     for result in results:
         if json_output:
             output.emit_json_line({"action": result.outcome, "dataset": result.dataset, "detail": result.detail, **output.jsonable(result.lock)})
@@ -489,7 +488,7 @@ def clean(
     done = sum(r.outcome in ("removed", "would-remove") for r in results)
     verb = "would remove" if dry_run else "removed"
     output.say(f"{root}: {verb} {done} of {output.plural(len(results), 'lock')}" + (f", {len(failed)} failed." if failed else "."))
-    code = _report_errors(report)
+    code = _report_errors(cleaned.report)
     raise typer.Exit(BACKEND if failed else code)
 
 
@@ -535,7 +534,7 @@ def entry() -> None:
             import traceback
 
             traceback.print_exc()
-        output.error(str(exc))
+        output.error(message_for(exc))
         code = exit_code_for(exc)
     except KeyboardInterrupt:
         output.error("interrupted.")

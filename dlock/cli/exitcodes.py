@@ -10,6 +10,7 @@ from dlock.errors import (
     LockBusy,
     LockLost,
     Refused,
+    Remedy,
     UsageError,
 )
 
@@ -24,6 +25,20 @@ EXIT_CODES: tuple[tuple[type[DLockError], int], ...] = (
     (CorruptLock, CORRUPT),
     (Refused, REFUSED),
 )
+
+
+# The library names no flags; here each way out becomes the command that takes it.
+ADVICE: dict[Remedy, str] = {
+    Remedy.FORCE_RELEASE: "`dlock release --force` removes it.",
+    Remedy.ZK_AUTH: "Give credentials with --zk-auth USER:PASSWORD (or DLOCK_ZK_AUTH).",
+    Remedy.ZK_TIMEOUT: "--zk-timeout waits longer.",
+}
+
+
+def message_for(error: DLockError) -> str:
+    """The error's sentences, and the command line's way out when it has one."""
+    advice = ADVICE.get(error.remedy) if error.remedy is not None else None
+    return f"{error} {advice}" if advice else str(error)
 
 
 def exit_code_for(error: DLockError) -> int:

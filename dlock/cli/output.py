@@ -12,13 +12,10 @@ import json
 import os
 import sys
 import time
-from typing import TYPE_CHECKING, Any, Iterable, Sequence, TextIO
+from typing import Any, Iterable, Sequence, TextIO
 
 from dlock.durations import format_duration
-from dlock.model import Holder, LockInfo, LockStatus, State, to_jsonable
-
-if TYPE_CHECKING:  # dlock.fleet imports the lock-file backend, which `status` of a ZooKeeper node does not need
-    from dlock.fleet import FleetReport
+from dlock.model import FleetReport, Holder, LockInfo, LockStatus, State, to_jsonable
 
 STATE_STYLE = {State.HELD: "bold red", State.STALE: "yellow", State.ABSENT: "green", State.CORRUPT: "bold magenta"}
 STATE_LABEL = {State.HELD: "held", State.STALE: "stale", State.ABSENT: "free", State.CORRUPT: "corrupt"}
@@ -134,7 +131,7 @@ COLUMNS = ("LOCK", "BRANCH", "STATE", "HOLDER", "EXPIRY", "AGE", "SKEW")
 
 
 def _short(status: LockStatus, lock: LockInfo) -> str:
-    if status.kind == "zookeeper":
+    if status.kind.session_bound:  # contenders: the node's name says who
         return lock.path.rsplit("/", 1)[-1] if lock.holder else lock.path
     base = status.target.rstrip("/")
     path = lock.path
@@ -170,8 +167,7 @@ def _skew_text(skew: float | None) -> str:
 
 
 def _headline(status: LockStatus) -> str:
-    kind = {"deeplake": "Deep Lake dataset", "directory": "directory", "zookeeper": "ZooKeeper lock"}.get(status.kind, status.kind)
-    text = f"{status.target}: {STATE_LABEL[status.state]} ({kind})"
+    text = f"{status.target}: {STATE_LABEL[status.state]} ({status.kind.label})"
     if not status.atomic:
         text += " [store without conditional writes: locking is not atomic]"
     return text
