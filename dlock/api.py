@@ -1,4 +1,5 @@
-"""The Python API (DESIGN 6). The CLI is rendering over these calls."""
+"""The Python API: status, acquire, refresh, release, wait, lock, list and clean. Every CLI verb
+is a call here plus rendering."""
 
 from __future__ import annotations
 
@@ -146,9 +147,7 @@ def release(
     refuses the removal if the lock changed since it was shown. Returns what was removed.
     """
     target = target_text(target)
-    chosen = sum(bool(x) for x in (token, force, if_stale))
-    if chosen != 1:
-        raise UsageError(f"{target}: release needs exactly one of a token, force or if_stale.")
+    check_release_choice(token, force, if_stale)
     with open_backend(target, options(**target_options)) as backend:
         if token:
             handle = backend.adopt(token, ttl=DEFAULT_TTL)
@@ -156,6 +155,13 @@ def release(
             handle.release()
             return [info] if info else []
         return backend.remove(force=force, if_stale=if_stale, seen=seen, include_waiters=include_waiters)
+
+
+def check_release_choice(token: str | None, force: bool, if_stale: bool) -> None:
+    """A release is by token, by force, or of a stale lock: exactly one."""
+    if sum((token is not None, bool(force), bool(if_stale))) != 1:
+        raise UsageError("a release is by token, by force or only if stale: exactly one of them.",
+                         remedy=Remedy.RELEASE_CHOICE)
 
 
 def wait(target: Target, timeout: float | None = None, *, on_wait: WaitCallback | None = None, **target_options: Unpack[TargetOptions]) -> bool:

@@ -11,6 +11,7 @@ class Remedy(str, enum.Enum):
     FORCE_RELEASE = "force-release"  # a forced release removes the lock
     ZK_AUTH = "zk-auth"  # ZooKeeper credentials are needed
     ZK_TIMEOUT = "zk-timeout"  # waiting longer for ZooKeeper may help
+    RELEASE_CHOICE = "release-choice"  # a release is by token, by force or if stale
 
 
 class DLockError(Exception):

@@ -185,8 +185,15 @@ def test_status_of_a_local_dataset_imports_no_cloud_or_zookeeper_client(tmp_path
     assert result.stdout.strip().splitlines()[-1] == "HEAVY=", result.stdout
 
 
-def test_installed_entry_point_exists():
-    assert dlock_executable()
+def test_the_installed_console_script_runs_dlock():
+    import sysconfig
+    from pathlib import Path
+
+    script = Path(sysconfig.get_path("scripts")) / "dlock"
+    assert script.exists(), "`pip install .` puts the dlock script beside this Python"
+    result = subprocess.run([str(script), "--version"], capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "PYTHONPATH": str(TESTS.parent)})
+    assert result.returncode == 0 and result.stdout.startswith(f"dlock {__version__}")
 
 
 def test_list_and_clean_count_one_dataset_and_one_lock_in_the_singular(local_cli, tmp_path):

@@ -1,11 +1,13 @@
 """dlock's commands: read options, call the Python API, render, map errors to exit codes.
 
-No lock logic lives here (STYLE: the library first, the CLI a thin skin).
+No lock logic lives here: the library does the work, the CLI is a thin skin over it.
 """
 
+import functools
+import inspect
 import signal
 import sys
-from typing import List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import click
 import typer
@@ -17,7 +19,8 @@ from dlock.cli.exitcodes import BACKEND, BUSY, CORRUPT, INTERNAL, OK, exit_code_
 from dlock.cli.runner import hold_until_signal, run_locked
 from dlock.durations import check_ttl, parse_duration
 from dlock.errors import DLockError, Interrupted, LockBusy, Refused, UsageError
-from dlock.model import FleetLock, LockStatus, State
+from dlock.lease import Lease
+from dlock.model import FleetLock, FleetReport, LockInfo, LockStatus, State
 from dlock.targets import session_bound
 
 class _UnescapedHelp:
@@ -72,14 +75,49 @@ Target = typer.Argument(..., metavar="TARGET", help="A dataset path or URL (s3:/
 Targets = typer.Argument(..., metavar="TARGET...", help="Dataset paths/URLs or zk:// lock nodes.")
 
 
-def _options(
-    storage_option: Optional[List[str]],
+# Each verb that opens a target takes some of these; they are declared here once and reach
+# the command as one `opts` dict of the API's keywords (see with_target_options).
+TARGET_OPTIONS: Dict[str, Tuple[Any, Any]] = {
+    "storage_option": (Optional[List[str]], StorageOption),
+    "branch": (str, Branch),
+    "commit": (Optional[str], Commit),
+    "zk_timeout": (str, ZkTimeout),
+    "zk_auth": (Optional[str], ZkAuth),
+}
+LOCK_FILE_OPTIONS = ("storage_option", "branch", "commit")
+ZOOKEEPER_OPTIONS = ("zk_timeout", "zk_auth")
+ALL_TARGET_OPTIONS = LOCK_FILE_OPTIONS + ZOOKEEPER_OPTIONS
+ROOT_OPTIONS = ("storage_option",) + ZOOKEEPER_OPTIONS  # list/clean find every lock: no branch or commit
+
+
+def with_target_options(*names: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Add the named shared options to a command's parameters and pass the command one
+    `opts` dict (the API's target keywords) in their place."""
+
+    def decorate(command: Callable[..., None]) -> Callable[..., None]:
+        signature = inspect.signature(command)
+        own = [param for param in signature.parameters.values() if param.name != "opts"]
+        shared = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=TARGET_OPTIONS[name][1],
+                                    annotation=TARGET_OPTIONS[name][0]) for name in names]
+
+        @functools.wraps(command)
+        def with_opts(**given: Any) -> None:
+            command(**{key: value for key, value in given.items() if key not in names},
+                    opts=_target_options(**{name: given[name] for name in names}))
+
+        with_opts.__signature__ = signature.replace(parameters=own + shared)  # type: ignore[attr-defined]
+        return with_opts
+
+    return decorate
+
+
+def _target_options(
+    storage_option: Optional[List[str]] = None,
     branch: str = "main",
     commit: Optional[str] = None,
-    validity: Optional[float] = None,
     zk_timeout: str = "10",
     zk_auth: Optional[str] = None,
-) -> dict:
+) -> Dict[str, Any]:
     storage = {}
     for item in storage_option or []:
         key, sep, value = item.partition("=")
@@ -90,10 +128,14 @@ def _options(
         "storage_options": storage,
         "branch": branch,
         "commit": commit,
-        "validity": validity,
         "zk_timeout": parse_duration(zk_timeout, what="--zk-timeout"),
         "zk_auth": zk_auth,
     }
+
+
+def _validity(ttl: Optional[str]) -> Dict[str, Any]:
+    """`--ttl` of status/list/clean: the validity of a 14-byte (older Deep Lake) lock."""
+    return {} if ttl is None else {"validity": check_ttl(parse_duration(ttl, what="--ttl"), what="--ttl")}
 
 
 BACKEND_LIBRARIES = ("typer", "click", "rich", "fsspec", "s3fs", "gcsfs", "kazoo")
@@ -131,21 +173,19 @@ def main_options(
 
 
 @app.command(cls=_Command)
+@with_target_options(*ALL_TARGET_OPTIONS)
 def status(
     targets: List[str] = Targets,
     json_output: bool = Json,
     ttl: Optional[str] = typer.Option(None, "--ttl", metavar="DURATION", help="Validity of a 14-byte (older Deep Lake) lock; default 300s."),
-    storage_option: Optional[List[str]] = StorageOption,
-    branch: str = Branch,
-    commit: Optional[str] = Commit,
-    zk_timeout: str = ZkTimeout,
-    zk_auth: Optional[str] = ZkAuth,
+    *,
+    opts: Dict[str, Any],
 ) -> None:
     """Show every lock of each TARGET. Exit 0 when all are free, 1 when one is held, 5 when one is corrupt."""
-    validity = parse_duration(ttl, what="--ttl") if ttl is not None else None
-    opts = _options(storage_option, branch, commit, validity, zk_timeout, zk_auth)
+    opts = {**opts, **_validity(ttl)}
+    failures: List[Tuple[str, DLockError]] = []
     if len(targets) == 1:  # one target: its error is the command's error
-        statuses, failures = [api.status(targets[0], **opts)], []
+        statuses = [api.status(targets[0], **opts)]
     else:
         statuses, failures = _status_each(targets, opts)
     if json_output:
@@ -159,9 +199,10 @@ def status(
     raise typer.Exit(max([exit_code_for(exc) for _, exc in failures], default=_status_code(statuses)))
 
 
-def _status_each(targets: List[str], opts: dict):  # type: ignore[no-untyped-def]
+def _status_each(targets: List[str], opts: Dict[str, Any]) -> Tuple[List[LockStatus], List[Tuple[str, DLockError]]]:
     """Several targets: one that fails (missing, unreachable) does not hide the others."""
-    statuses, failures = [], []
+    statuses: List[LockStatus] = []
+    failures: List[Tuple[str, DLockError]] = []
     for target in targets:
         try:
             statuses.append(api.status(target, **opts))
@@ -178,6 +219,7 @@ def _status_code(statuses: List[LockStatus]) -> int:
 
 
 @app.command(cls=_Command)
+@with_target_options(*ALL_TARGET_OPTIONS)
 def acquire(
     target: str = Target,
     timeout: str = typer.Option("0", "--timeout", "-t", metavar="DURATION", help="0 fails at once, -1 waits forever."),
@@ -187,17 +229,13 @@ def acquire(
     shared: bool = typer.Option(False, "--shared", help="Take a shared (read) lock (ZooKeeper only)."),
     check_interval: str = CheckInterval,
     json_output: bool = Json,
-    storage_option: Optional[List[str]] = StorageOption,
-    branch: str = Branch,
-    commit: Optional[str] = Commit,
-    zk_timeout: str = ZkTimeout,
-    zk_auth: Optional[str] = ZkAuth,
+    *,
+    opts: Dict[str, Any],
 ) -> None:
     """Take the lock and print its owner token (for `release --token` and `refresh`)."""
     wait_seconds = parse_duration(timeout, what="--timeout", allow_forever=True)
     ttl_seconds = _ttl(ttl)
     check = _check_interval(check_interval)
-    opts = _options(storage_option, branch, commit, None, zk_timeout, zk_auth)
     if not hold and session_bound(target):
         raise UsageError(
             f"{target}: a ZooKeeper lock lives only as long as the process that holds it, so plain "
@@ -234,17 +272,16 @@ def _check_interval(text: str) -> float:
 
 
 @app.command(cls=_Command)
+@with_target_options(*LOCK_FILE_OPTIONS)
 def refresh(
     target: str = Target,
     token: str = typer.Option(..., "--token", help="The owner token `acquire` printed.", envvar="DLOCK_TOKEN", show_envvar=True),
     ttl: str = typer.Option("300", "--ttl", metavar="DURATION", help="New lifetime from now."),
     json_output: bool = Json,
-    storage_option: Optional[List[str]] = StorageOption,
-    branch: str = Branch,
-    commit: Optional[str] = Commit,
+    *,
+    opts: Dict[str, Any],
 ) -> None:
     """Extend a lock you hold (exit 6 if the token does not own it)."""
-    opts = _options(storage_option, branch, commit)
     lease = api.refresh(target, token, ttl=_ttl(ttl), **opts)
     if json_output:
         output.emit_json({"target": target, "path": lease.path, "expires_at": lease.expires, "ttl": lease.ttl})
@@ -253,6 +290,7 @@ def refresh(
 
 
 @app.command(cls=_Command)
+@with_target_options(*ALL_TARGET_OPTIONS)
 def release(
     target: str = Target,
     token: Optional[str] = typer.Option(None, "--token", help="Release the lock this token owns."),
@@ -261,18 +299,13 @@ def release(
     if_stale: bool = typer.Option(False, "--if-stale", help="Remove the lock only if it is stale."),
     all_contenders: bool = typer.Option(False, "--all", help="With --force on ZooKeeper: also remove waiters."),
     json_output: bool = Json,
-    storage_option: Optional[List[str]] = StorageOption,
-    branch: str = Branch,
-    commit: Optional[str] = Commit,
-    zk_timeout: str = ZkTimeout,
-    zk_auth: Optional[str] = ZkAuth,
+    *,
+    opts: Dict[str, Any],
 ) -> None:
     """Release a lock: your own (--token), a stale one (--if-stale), or anyone's (--force)."""
-    if sum((token is not None, force, if_stale)) != 1:
-        raise UsageError("release needs exactly one of --token T, --force or --if-stale.")
+    api.check_release_choice(token, force, if_stale)
     if yes and not force:
         raise UsageError("--yes only applies to --force.")
-    opts = _options(storage_option, branch, commit, None, zk_timeout, zk_auth)
     seen = None
     if force:
         proceed, seen = _confirm_force(target, yes, all_contenders, opts)
@@ -290,7 +323,7 @@ def release(
         output.say(f"{target}: there was no lock to release.")
 
 
-def _confirm_force(target: str, yes: bool, include_waiters: bool, opts: dict):  # type: ignore[no-untyped-def]
+def _confirm_force(target: str, yes: bool, include_waiters: bool, opts: Dict[str, Any]) -> Tuple[bool, Optional[LockInfo]]:
     shown = api.force_preview(target, include_waiters=include_waiters, **opts)
     if not shown:
         output.say(f"{target}: not locked; nothing to remove.")
@@ -307,7 +340,7 @@ def _confirm_force(target: str, yes: bool, include_waiters: bool, opts: dict):  
     return True, (shown[0] if len(shown) == 1 else None)
 
 
-def _give_back(lease) -> None:  # type: ignore[no-untyped-def]
+def _give_back(lease: Lease) -> None:
     try:
         lease.release()
     except DLockError as exc:
@@ -318,21 +351,18 @@ def _give_back(lease) -> None:  # type: ignore[no-untyped-def]
 
 
 @app.command(cls=_Command)
+@with_target_options(*ALL_TARGET_OPTIONS)
 def wait(
     targets: List[str] = Targets,
     timeout: str = typer.Option("-1", "--timeout", "-t", metavar="DURATION", help="Give up after this long (exit 1); -1 waits forever."),
     json_output: bool = Json,
-    storage_option: Optional[List[str]] = StorageOption,
-    branch: str = Branch,
-    commit: Optional[str] = Commit,
-    zk_timeout: str = ZkTimeout,
-    zk_auth: Optional[str] = ZkAuth,
+    *,
+    opts: Dict[str, Any],
 ) -> None:
     """Wait until every TARGET is free (absent or stale). Exit 0 when free, 1 on timeout."""
     import time
 
     limit = parse_duration(timeout, what="--timeout", allow_forever=True)
-    opts = _options(storage_option, branch, commit, None, zk_timeout, zk_auth)
     started = time.monotonic()
     free = True
     with _signals_interrupt():
@@ -351,6 +381,7 @@ def wait(
 
 
 @app.command(cls=_Command)
+@with_target_options(*ALL_TARGET_OPTIONS)
 def run(
     target: str = Target,
     command: List[str] = typer.Argument(..., metavar="-- COMMAND [ARG...]", help="The command to run while holding the lock."),
@@ -361,11 +392,8 @@ def run(
     conflict_exit_code: Optional[int] = typer.Option(None, "--conflict-exit-code", min=0, max=255, help="Exit with this code (0-255) instead of 1 when the lock stays busy."),
     grace: str = typer.Option("10", "--grace", metavar="DURATION", help="After losing the lock: time between SIGTERM and SIGKILL of COMMAND."),
     check_interval: str = CheckInterval,
-    storage_option: Optional[List[str]] = StorageOption,
-    branch: str = Branch,
-    commit: Optional[str] = Commit,
-    zk_timeout: str = ZkTimeout,
-    zk_auth: Optional[str] = ZkAuth,
+    *,
+    opts: Dict[str, Any],
 ) -> None:
     """Hold the lock while COMMAND runs; exit with its status (3 if the lock is lost)."""
     if command and command[0] == "--":
@@ -378,7 +406,6 @@ def run(
     if grace_seconds > 3600:
         raise UsageError("--grace is at most an hour.")
     check = _check_interval(check_interval)
-    opts = _options(storage_option, branch, commit, None, zk_timeout, zk_auth)
     try:
         with _signals_interrupt(), output.WaitDisplay(target) as display:
             lease = api.acquire(target, timeout=wait_seconds, ttl=ttl_seconds, note=note or " ".join(command)[:200], shared=shared, on_wait=display, **opts)
@@ -398,18 +425,13 @@ Depth = typer.Option(8, "--depth", min=0, max=64, help="How many directory level
 LegacyTtl = typer.Option(None, "--ttl", metavar="DURATION", help="Validity of 14-byte (older Deep Lake) locks.")
 
 
-def _fleet_options(ttl: Optional[str], storage_option: Optional[List[str]], zk_timeout: str, zk_auth: Optional[str]) -> dict:  # type: ignore[type-arg]
-    validity = parse_duration(ttl, what="--ttl") if ttl is not None else None
-    return _options(storage_option, validity=validity, zk_timeout=zk_timeout, zk_auth=zk_auth)
-
-
-def _scan_fleet(root: str, depth: int, ttl: Optional[str], storage_option: Optional[List[str]], zk_timeout: str, zk_auth: Optional[str]):  # type: ignore[no-untyped-def]
-    opts = _fleet_options(ttl, storage_option, zk_timeout, zk_auth)
+def _scan_fleet(root: str, depth: int, opts: Dict[str, Any]) -> FleetReport:
     with output.Progress(f"scanning {root}") as progress:
         return api.scan_locks(root, depth=depth, on_progress=progress, **opts)
 
 
 @app.command("list", cls=_Command)
+@with_target_options(*ROOT_OPTIONS)
 def list_(
     root: str = Root,
     stale: bool = typer.Option(False, "--stale", help="Only stale (and corrupt) locks."),
@@ -417,12 +439,11 @@ def list_(
     depth: int = Depth,
     json_output: bool = typer.Option(False, "--json", help="One JSON object per lock (JSON lines)."),
     ttl: Optional[str] = LegacyTtl,
-    storage_option: Optional[List[str]] = StorageOption,
-    zk_timeout: str = ZkTimeout,
-    zk_auth: Optional[str] = ZkAuth,
+    *,
+    opts: Dict[str, Any],
 ) -> None:
     """List every dataset lock under ROOT, with a summary (N held, M stale, K corrupt)."""
-    report = _scan_fleet(root, depth, ttl, storage_option, zk_timeout, zk_auth)
+    report = _scan_fleet(root, depth, {**opts, **_validity(ttl)})
     entries = [e for e in report.locks if _wanted(e.lock.state, stale, held)]
     if json_output:
         for entry in entries:
@@ -440,13 +461,14 @@ def _wanted(state: State, stale: bool, held: bool) -> bool:
     return (stale and state in (State.STALE, State.CORRUPT)) or (held and state is State.HELD)
 
 
-def _report_errors(report) -> int:  # type: ignore[no-untyped-def]
+def _report_errors(report: FleetReport) -> int:
     for problem in report.errors:
         output.error(problem)
     return BACKEND if report.errors else OK
 
 
 @app.command(cls=_Command)
+@with_target_options(*ROOT_OPTIONS)
 def clean(
     root: str = Root,
     older_than: Optional[str] = typer.Option(None, "--older-than", metavar="DURATION", help="Also remove held locks not refreshed for this long."),
@@ -455,9 +477,8 @@ def clean(
     depth: int = Depth,
     json_output: bool = typer.Option(False, "--json", help="One JSON object per lock acted on (JSON lines)."),
     ttl: Optional[str] = LegacyTtl,
-    storage_option: Optional[List[str]] = StorageOption,
-    zk_timeout: str = ZkTimeout,
-    zk_auth: Optional[str] = ZkAuth,
+    *,
+    opts: Dict[str, Any],
 ) -> None:
     """Remove stale and corrupt locks under ROOT (and with --older-than, abandoned ones); never a held lock otherwise."""
     if dry_run and yes:
@@ -472,7 +493,7 @@ def clean(
         output.render_fleet(chosen, stream=sys.stderr)
         return click.confirm(f"Remove {output.plural(len(chosen), 'lock')}?", default=False, err=True)
 
-    opts = _fleet_options(ttl, storage_option, zk_timeout, zk_auth)
+    opts = {**opts, **_validity(ttl)}
     with output.Progress(f"scanning {root}") as progress:
         cleaned = api.clean(root, older_than=age, dry_run=dry_run, confirm=confirm, depth=depth, on_progress=progress, **opts)
     if not cleaned.chosen:

@@ -1,4 +1,4 @@
-"""The one table from error class to exit code (DESIGN 5)."""
+"""The one table from error class to exit code, and the command line's advice for each remedy."""
 
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ ADVICE: dict[Remedy, str] = {
     Remedy.FORCE_RELEASE: "`dlock release --force` removes it.",
     Remedy.ZK_AUTH: "Give credentials with --zk-auth USER:PASSWORD (or DLOCK_ZK_AUTH).",
     Remedy.ZK_TIMEOUT: "--zk-timeout waits longer.",
+    Remedy.RELEASE_CHOICE: "Give one of --token T, --force, --if-stale.",
 }
 
 
