@@ -14,7 +14,7 @@ import pytest
 
 import dlock
 from conftest import DlockRunner, Site
-from dlock.backends.store import AlreadyExists, Conflict, Stored
+from dlock.stores.base import AlreadyExists, Conflict, Stored
 from dlock.targets import open_backend
 from servers._util import free_port
 from servers.s3 import CREDENTIALS
