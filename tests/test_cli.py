@@ -185,6 +185,17 @@ def test_status_of_a_local_dataset_imports_no_cloud_or_zookeeper_client(tmp_path
     assert result.stdout.strip().splitlines()[-1] == "HEAVY=", result.stdout
 
 
+def test_a_store_whose_library_is_missing_names_how_to_install_it():
+    without_s3fs = (
+        "import sys, runpy; sys.modules['s3fs'] = None; sys.argv = ['dlock', 'status', 's3://bucket/ds']\n"
+        "runpy.run_module('dlock', run_name='__main__')"
+    )
+    result = subprocess.run([sys.executable, "-c", without_s3fs], capture_output=True, text=True,
+                            env={**os.environ, "NO_COLOR": "1", "PYTHONPATH": str(TESTS.parent)})
+    assert result.returncode == 2, result
+    assert "pip install s3fs" in result.stderr and "Traceback" not in result.stderr
+
+
 def test_installed_entry_point_exists():
     assert dlock_executable()
 

@@ -64,7 +64,8 @@ def judge_lock(lock: LockFile, stored: Stored | None, validity: float | None, no
 
 
 def _times(record: codec.LockRecord, validity: float | None) -> tuple[float, float | None, float | None]:
-    """(expires_at, written_at, ttl) under the record's time convention (DESIGN 3.2)."""
+    """(expires_at, written_at, ttl) under the record's time convention: Deep Lake 3.9 (and
+    dlock) store the expiry, older 3.x the write time of a lock valid for 300 s."""
     if not record.time_is_expiry:
         validity = validity or codec.DEEPLAKE_TTL
         return record.time + validity, record.time, validity
