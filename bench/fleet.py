@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from dlock import api, fleet  # noqa: E402
 from dlock.backends import tree  # noqa: E402
-from dlock.backends.store import Store  # noqa: E402
+from dlock.stores.base import Store  # noqa: E402
 from dlock.targets import open_backend  # noqa: E402
 from dlock.api import options  # noqa: E402
 

@@ -28,7 +28,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from dlock import codec  # noqa: E402
 from dlock.backends.layout import FIRST_COMMIT  # noqa: E402
-from dlock.backends.store import Store  # noqa: E402
+from dlock.stores.base import Store  # noqa: E402
 from dlock.targets import open_backend  # noqa: E402
 from servers._util import free_port, stop, wait_for_port  # noqa: E402
 

@@ -1,26 +1,46 @@
-"""TARGET -> backend, in one place. A backend module is imported only when a target needs it,
-which is how `dlock status ./ds` stays free of s3fs, gcsfs, kazoo and boto."""
+"""TARGET -> backend, in one place: the one registry of URL schemes.
+
+A scheme names the opener of its store ("module:function"), imported only when a
+target needs it, which is how `dlock status ./ds` stays free of s3fs, gcsfs, kazoo and
+boto. Every store keeps lock files, so the lock-file backend is built here, once; a lock
+service (ZooKeeper) opens its own backend. As in fsspec's registry, a scheme may name how
+to install the library it needs, shown when that library is missing.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import re
-from typing import Callable
+from typing import Callable, Mapping, cast
 
 from dlock.backends.base import Backend, Options
+from dlock.backends.lockfile import LockFileBackend
 from dlock.errors import UsageError
+from dlock.stores.base import Store
 
-# scheme -> "module:function"; the function takes (target, location, options).
-REGISTRY: dict[str, str] = {
-    "file": "dlock.backends.local:open_backend",
-    "memory": "dlock.backends.memory:open_backend",
-    "s3": "dlock.backends.objectstore:open_s3",
-    "s3a": "dlock.backends.objectstore:open_s3",
-    "gs": "dlock.backends.objectstore:open_gcs",
-    "gcs": "dlock.backends.objectstore:open_gcs",
-    "zk": "dlock.backends.zookeeper:open_backend",
+StoreOpener = Callable[[str, Mapping[str, str]], tuple[Store, str]]  # (location, storage options) -> (store, path)
+BackendOpener = Callable[[str, str, Options], Backend]  # (target, location, options) -> backend
+
+
+@dataclasses.dataclass(frozen=True)
+class Scheme:
+    opener: str  # "module:function": a StoreOpener, or a BackendOpener for a lock service
+    install: str | None = None  # how to get the library the opener needs
+    lock_service: bool = False  # the opener builds its own Backend: no lock files, no Store
+
+
+REGISTRY: dict[str, Scheme] = {
+    "file": Scheme("dlock.stores.local:open_store"),
+    "memory": Scheme("dlock.stores.memory:open_store"),
+    "s3": Scheme("dlock.stores.s3:open_store", "pip install s3fs"),
+    "s3a": Scheme("dlock.stores.s3:open_store", "pip install s3fs"),
+    "gs": Scheme("dlock.stores.gcs:open_store", "pip install gcsfs"),
+    "gcs": Scheme("dlock.stores.gcs:open_store", "pip install gcsfs"),
+    "zk": Scheme("dlock.backends.zookeeper:open_backend", "pip install kazoo", lock_service=True),
 }
-FALLBACK = "dlock.backends.objectstore:open_generic"
+# Any other URL: fsspec's filesystem for it, with Deep Lake's write-wait-verify protocol.
+FALLBACK = Scheme("dlock.stores.fsspec:open_store")
 # Schemes whose locks live only as long as the holder's session: no plain `acquire`.
 SESSION_BOUND = frozenset({"zk"})
 
@@ -51,8 +71,24 @@ def session_bound(target: str) -> bool:
 
 
 def open_backend(target: str, options: Options | None = None) -> Backend:
+    options = options or Options()
     scheme = scheme_of(target)
-    spec = REGISTRY.get(scheme, FALLBACK)
-    module_name, _, function_name = spec.partition(":")
-    opener: Callable[[str, str, Options], Backend] = getattr(importlib.import_module(module_name), function_name)
-    return opener(target, target, options or Options())
+    entry = REGISTRY.get(scheme, FALLBACK)
+    if entry.lock_service:
+        open_service = cast(BackendOpener, _load(scheme, entry))
+        return open_service(target, target, options)
+    open_store = cast(StoreOpener, _load(scheme, entry))
+    store, path = open_store(target, options.storage_options)
+    return LockFileBackend(store, path, target, options)
+
+
+def _load(scheme: str, entry: Scheme) -> object:
+    """The opener the entry names (its signature is the registry's promise, see Scheme)."""
+    module_name, _, function_name = entry.opener.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if entry.install is None or (exc.name or "dlock").startswith("dlock"):
+            raise
+        raise UsageError(f"{scheme}:// targets need the {exc.name} library, which is not installed: {entry.install}.") from exc
+    return getattr(module, function_name)

@@ -20,7 +20,7 @@ from typing import Iterator, Mapping
 from dlock.api import DEFAULT_TTL, Target, TargetOptions, lock, options, target_text
 from dlock.backends.layout import LOCK_NAME, SHORT_LOCKS
 from dlock.backends.lockfile import LockFileBackend
-from dlock.backends.store import Store
+from dlock.stores.base import Store
 from dlock.errors import LockLost, UsageError
 from dlock.lease import Lease
 from dlock.targets import open_backend

@@ -196,6 +196,17 @@ def test_the_installed_console_script_runs_dlock():
     assert result.returncode == 0 and result.stdout.startswith(f"dlock {__version__}")
 
 
+def test_a_store_whose_library_is_missing_names_how_to_install_it():
+    without_s3fs = (
+        "import sys, runpy; sys.modules['s3fs'] = None; sys.argv = ['dlock', 'status', 's3://bucket/ds']\n"
+        "runpy.run_module('dlock', run_name='__main__')"
+    )
+    result = subprocess.run([sys.executable, "-c", without_s3fs], capture_output=True, text=True,
+                            env={**os.environ, "NO_COLOR": "1", "PYTHONPATH": str(TESTS.parent)})
+    assert result.returncode == 2, result
+    assert "pip install s3fs" in result.stderr and "Traceback" not in result.stderr
+
+
 def test_list_and_clean_count_one_dataset_and_one_lock_in_the_singular(local_cli, tmp_path):
     dataset = tmp_path / "only"
     dataset.mkdir()

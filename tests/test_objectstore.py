@@ -1,4 +1,5 @@
-"""What only object stores show: their conditional primitives, their errors, the probe."""
+"""What only object stores show: their errors, the probe, the visible fallback. Their conditional
+primitives are in the Store contract suite (test_store_contract.py)."""
 
 from __future__ import annotations
 
@@ -14,8 +15,6 @@ import pytest
 
 import dlock
 from conftest import DlockRunner, Site
-from dlock.backends.store import AlreadyExists, Conflict, Stored
-from dlock.targets import open_backend
 from servers._util import free_port
 from servers.s3 import CREDENTIALS
 
@@ -25,39 +24,6 @@ OBJECT_SITES = ["s3", "gcs"]
 @pytest.fixture(params=OBJECT_SITES)
 def object_site(request: pytest.FixtureRequest) -> Site:
     return request.getfixturevalue(f"site_{request.param}")
-
-
-def store_of(url: str):  # type: ignore[no-untyped-def]
-    backend = open_backend(url)
-    return backend.store, backend.dataset
-
-
-def test_create_only_if_absent_and_replace_only_if_unchanged(object_site: Site):
-    store, dataset = store_of(object_site.new_dataset())
-    path = f"{dataset}/dataset_lock.lock"
-    first = store.create(path, b"one")
-    assert store.read(path).version == first.version
-    with pytest.raises(AlreadyExists):
-        store.create(path, b"two")
-    second = store.replace(path, b"two", first)
-    assert second.version != first.version and store.read(path).data == b"two"
-    with pytest.raises(Conflict):
-        store.replace(path, b"three", first)  # a version that is no longer there
-    assert store.read(path).data == b"two"
-
-
-def test_delete_only_if_unchanged(object_site: Site, request):
-    if object_site.name == "gcs":
-        request.applymarker(pytest.mark.xfail(reason="emulator limit: fake-gcs-server ignores ifGenerationMatch on DELETE (real GCS honours it)", strict=True))
-    store, dataset = store_of(object_site.new_dataset())
-    path = f"{dataset}/dataset_lock.lock"
-    first = store.create(path, b"one")
-    second = store.replace(path, b"two", first)
-    with pytest.raises(Conflict):
-        store.delete(path, first)
-    assert store.read(path).data == b"two"
-    store.delete(path, second)
-    assert store.read(path) is None
 
 
 def test_missing_bucket_exits_4_naming_it(object_site: Site):

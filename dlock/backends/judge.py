@@ -13,7 +13,7 @@ import uuid
 
 from dlock import codec
 from dlock.backends.layout import LockFile
-from dlock.backends.store import Stored
+from dlock.stores.base import Stored
 from dlock.durations import MAX_TTL, format_duration
 from dlock.errors import CorruptLock
 from dlock.identity import holder_from_payload, number, pid_alive, text

@@ -13,7 +13,7 @@ import json
 import re
 
 from dlock.backends.base import Options
-from dlock.backends.store import MAX_INFO_BYTES, Store
+from dlock.stores.base import MAX_INFO_BYTES, Store
 from dlock.errors import CorruptLock, NotFound, UsageError
 from dlock.model import Kind
 

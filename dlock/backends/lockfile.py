@@ -17,7 +17,7 @@ from dlock.backends import tree
 from dlock.backends.base import Backend, LeaseHandle, Options, ProgressCallback
 from dlock.backends.judge import judge_lock, owner_of, same_holder
 from dlock.backends.layout import LOCK_NAME, DatasetLayout, LockFile
-from dlock.backends.store import AlreadyExists, Conflict, Store, Stored
+from dlock.stores.base import AlreadyExists, Conflict, Store, Stored
 from dlock.errors import CorruptLock, DLockError, LockBusy, LockLost, NotOwner, Remedy, UsageError
 from dlock.identity import holder_payload, number
 from dlock.model import FleetLock, FleetReport, Kind, LockInfo, LockStatus, Removal, State, held_by

@@ -16,7 +16,7 @@ from typing import Callable, Iterable, cast
 
 from dlock.backends.judge import judge_lock
 from dlock.backends.layout import LOCK_NAME, SHORT_LOCKS, VERSION_INFO, LockFile, is_commit_id
-from dlock.backends.store import Conflict, Store, Stored
+from dlock.stores.base import Conflict, Store, Stored
 from dlock.errors import BackendError, DLockError, NotFound, UsageError
 from dlock.model import FleetLock, FleetReport, Kind, LockInfo, Removal, State
 

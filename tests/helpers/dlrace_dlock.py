@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from dlock.backends.objectstore import S3Store
+from dlock.stores.s3 import S3Store
 from dlock.cli import main
 
 from dlrace_start import record, wait_for_start

@@ -1,9 +1,9 @@
-"""Conditional primitives of a store that keeps lock files (DESIGN 3.3).
+"""The contract every store keeps: read an object with its version, create one only if it is
+absent, replace or delete one only if it is unchanged.
 
-A Store knows nothing of locks: it reads an object with an opaque version (ETag,
-generation, inode), creates one only if absent, and replaces or deletes one only if
-it is still the version the caller saw. dlock.backends.lockfile builds the lock on
-these, once for every store.
+A store knows nothing of locks. The version is opaque (ETag, generation, inode and
+mtime) and compared only for equality; dlock.backends.lockfile builds the lock on these
+operations, once for every store.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import abc
 import dataclasses
 from typing import Hashable
-
 
 # Bounds on what dlock reads from a store: a lock file is 18 bytes (Deep Lake) or a few
 # hundred (dlock); Deep Lake's version_control_info.json grows with its commits.
@@ -25,6 +24,10 @@ class AlreadyExists(Exception):
 
 class Conflict(Exception):
     """replace()/delete(): the object is not the version the caller saw."""
+
+
+class NotAtomicWarning(UserWarning):
+    """The store has no conditional writes: two racing machines could both take the lock."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,6 +46,7 @@ class Store(abc.ABC):
     # still ours: Deep Lake's verify interval (LOCK_VERIFY_INTERVAL, 0.5 s on object
     # stores) plus a margin for the gap between its read and its write.
     deeplake_settle = 1.0
+    lists_trees = False  # True where list_tree() is implemented
 
     @abc.abstractmethod
     def url(self, path: str) -> str:
@@ -66,22 +70,10 @@ class Store(abc.ABC):
     def list_dirs(self, path: str) -> list[str]:
         """Names of the subdirectories of `path` (empty when there is none)."""
 
+    @abc.abstractmethod
     def scan(self, path: str) -> tuple[list[str], list[str]]:
-        """(subdirectory names, file names) directly under `path`, for walking a tree.
-
-        The default serves fsspec-based stores through `self.fs`; listings are never
-        cached, since another client may have just written a lock.
-        """
-        fs = getattr(self, "fs")
-        fs.invalidate_cache(path)
-        dirs: list[str] = []
-        files: list[str] = []
-        for entry in fs.ls(path, detail=True):
-            name = entry["name"].rstrip("/").rsplit("/", 1)[-1]
-            (dirs if entry["type"] == "directory" else files).append(name)
-        return dirs, files
-
-    lists_trees = False  # True where list_tree() is implemented
+        """(subdirectory names, file names) directly under `path`, for walking a tree; never
+        from a cache, since another client may have just written a lock."""
 
     def list_tree(self, path: str, budget: int) -> list[str] | None:
         """Every file under `path`, as paths relative to it, or None once more than `budget`
@@ -89,35 +81,12 @@ class Store(abc.ABC):
         than one request per directory for trees of small datasets."""
         return None
 
+    # -- lock files: conditional ------------------------------------------------------
+
     @abc.abstractmethod
     def read(self, path: str, limit: int = MAX_LOCK_BYTES) -> Stored | None:
         """The object and its version, or None when absent. At most `limit` bytes are
         fetched: a larger object comes back with `size` set and its data cut."""
-
-    # -- data files (dlock.writer): plain, unconditional, each write atomic -------------
-
-    def write_data(self, path: str, data: bytes) -> None:
-        """Replace a data file whole: one PUT on object stores (never a visible partial object)."""
-        getattr(self, "fs").pipe_file(path, data)
-
-    def read_data(self, path: str) -> bytes | None:
-        try:
-            return bytes(getattr(self, "fs").cat_file(path))
-        except FileNotFoundError:
-            return None
-
-    def delete_data(self, path: str) -> bool:
-        """Delete a data file; False when there was none."""
-        try:
-            getattr(self, "fs").rm_file(path)
-        except FileNotFoundError:
-            return False
-        return True
-
-    def data_exists(self, path: str) -> bool:
-        fs = getattr(self, "fs")
-        fs.invalidate_cache(path)
-        return bool(fs.exists(path))
 
     @abc.abstractmethod
     def create(self, path: str, data: bytes) -> Stored:
@@ -130,3 +99,31 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def delete(self, path: str, expected: Stored) -> None:
         """Delete only if the object is still `expected`; raises Conflict."""
+
+    def check_unchanged(self, path: str, expected: Stored) -> None:
+        """Conflict unless `path` still holds `expected`: for stores that compare and then
+        swap under a lock of their own instead of asking the server for a condition."""
+        current = self.read(path)
+        if current is None or not self.unchanged(current, expected):
+            raise Conflict(path)
+
+    def unchanged(self, current: Stored, expected: Stored) -> bool:
+        return current.version == expected.version and current.data == expected.data
+
+    # -- data files (dlock.writer): plain, unconditional, each write atomic -------------
+
+    @abc.abstractmethod
+    def write_data(self, path: str, data: bytes) -> None:
+        """Replace a data file whole: a reader sees the old file or the new one, never half."""
+
+    @abc.abstractmethod
+    def read_data(self, path: str) -> bytes | None:
+        """A data file's bytes, or None when there is none."""
+
+    @abc.abstractmethod
+    def delete_data(self, path: str) -> bool:
+        """Delete a data file; False when there was none."""
+
+    @abc.abstractmethod
+    def data_exists(self, path: str) -> bool:
+        """Is there a data file at `path`?"""

@@ -16,17 +16,16 @@ import os
 import secrets
 from pathlib import Path
 from stat import S_ISDIR, S_ISFIFO, S_ISLNK, S_ISREG, S_ISSOCK
-from typing import Iterator
+from typing import Iterator, Mapping
 
-from dlock.backends.base import Backend, Options
-from dlock.backends.lockfile import LockFileBackend
-from dlock.backends.store import MAX_LOCK_BYTES, AlreadyExists, Conflict, Store, Stored
 from dlock.errors import BackendError, Refused, UsageError
+from dlock.stores.base import MAX_LOCK_BYTES, AlreadyExists, Conflict, Store, Stored
 
 
 class LocalStore(Store):
     parallel_io = False  # measured: threads only add GIL contention to cached stat calls
     deeplake_settle = 0.1  # Deep Lake verifies after 0.01 s on local disk; 0.09 s of margin
+
     def url(self, path: str) -> str:
         return path
 
@@ -110,7 +109,7 @@ class LocalStore(Store):
 
     def replace(self, path: str, data: bytes, expected: Stored) -> Stored:
         with self._guard(path):
-            self._check(path, expected)
+            self.check_unchanged(path, expected)
             self._rename_into_place(path, data)
             stored = self.read(path)
         assert stored is not None
@@ -118,7 +117,7 @@ class LocalStore(Store):
 
     def delete(self, path: str, expected: Stored) -> None:
         with self._guard(path):
-            self._check(path, expected)
+            self.check_unchanged(path, expected)
             try:
                 if expected.odd == ODD_DIRECTORY:
                     os.rmdir(path)
@@ -162,11 +161,6 @@ class LocalStore(Store):
 
     def data_exists(self, path: str) -> bool:
         return os.path.exists(path)
-
-    def _check(self, path: str, expected: Stored) -> None:
-        current = self.read(path)
-        if current is None or current.version != expected.version or current.data != expected.data:
-            raise Conflict(path)
 
     @contextlib.contextmanager
     def _guard(self, path: str) -> Iterator[None]:
@@ -268,5 +262,6 @@ def local_path(location: str) -> str:
     return str(Path(location).expanduser().absolute())
 
 
-def open_backend(target: str, location: str, options: Options) -> Backend:
-    return LockFileBackend(LocalStore(), local_path(location), target, options)
+def open_store(location: str, storage_options: Mapping[str, str]) -> tuple[Store, str]:
+    """Local disk takes no storage options: the path is all there is."""
+    return LocalStore(), local_path(location)

@@ -7,27 +7,32 @@ conditional operation a compare-and-swap between threads.
 from __future__ import annotations
 
 import threading
+from typing import Mapping
 
 from fsspec.implementations.memory import MemoryFileSystem
 
-from dlock.backends.base import Backend, Options
-from dlock.backends.lockfile import LockFileBackend
-from dlock.backends.store import MAX_LOCK_BYTES, AlreadyExists, Conflict, Store, Stored
+from dlock.stores.base import MAX_LOCK_BYTES, AlreadyExists, Store, Stored
+from dlock.stores.fsspec import FsspecStore
 
+# MemoryFileSystem keeps one store per process, so one guard serves every MemoryStore.
 _GUARD = threading.RLock()
 
 
-class MemoryStore(Store):
+class MemoryStore(FsspecStore):
     deeplake_settle = 0.0  # no Deep Lake process writes into this process's memory
+    lists_trees = True
+
+    fs: MemoryFileSystem
+
     def __init__(self) -> None:
-        self.fs = MemoryFileSystem()
+        super().__init__(MemoryFileSystem(), "memory")
 
     def url(self, path: str) -> str:
         return "memory://" + path.lstrip("/")
 
     def is_dir(self, path: str) -> bool:
         with _GUARD:
-            return self.fs.isdir(path)
+            return bool(self.fs.isdir(path))
 
     def list_dirs(self, path: str) -> list[str]:
         with _GUARD:
@@ -35,28 +40,24 @@ class MemoryStore(Store):
                 return []
             return [entry["name"].rstrip("/").rsplit("/", 1)[-1] for entry in self.fs.ls(path) if entry["type"] == "directory"]
 
-    lists_trees = True
+    def scan(self, path: str) -> tuple[list[str], list[str]]:
+        with _GUARD:
+            return super().scan(path)
 
     def list_tree(self, path: str, budget: int) -> list[str] | None:
         with _GUARD:
-            prefix = self.fs._strip_protocol(path).rstrip("/") + "/"
+            prefix = self._key(path).rstrip("/") + "/"
             keys = [key[len(prefix) :] for key in self.fs.store if key.startswith(prefix)]
         return keys if len(keys) <= budget else None
 
     def read(self, path: str, limit: int = MAX_LOCK_BYTES) -> Stored | None:
         with _GUARD:
-            entry = self.fs.store.get(self.fs._strip_protocol(path))
+            entry = self.fs.store.get(self._key(path))
             if entry is None:
                 return None
             data = bytes(entry.getvalue())
             # Each write stores a new MemoryFile, so the object itself is the version.
             return Stored(data[:limit], id(entry), entry.modified.timestamp(), size=len(data) if len(data) > limit else None)
-
-    def _write(self, path: str, data: bytes) -> Stored:
-        self.fs.pipe_file(path, data)
-        stored = self.read(path)
-        assert stored is not None
-        return stored
 
     def create(self, path: str, data: bytes) -> Stored:
         with _GUARD:
@@ -66,17 +67,29 @@ class MemoryStore(Store):
 
     def replace(self, path: str, data: bytes, expected: Stored) -> Stored:
         with _GUARD:
-            self._check(path, expected)
+            self.check_unchanged(path, expected)
             return self._write(path, data)
 
     def delete(self, path: str, expected: Stored) -> None:
         with _GUARD:
-            self._check(path, expected)
+            self.check_unchanged(path, expected)
             self.fs.rm_file(path)
+
+    def _write(self, path: str, data: bytes) -> Stored:
+        self.fs.pipe_file(path, data)
+        stored = self.read(path)
+        assert stored is not None
+        return stored
+
+    def _key(self, path: str) -> str:
+        key: str = self.fs._strip_protocol(path)
+        return key
+
+    # -- data files, under the same guard ----------------------------------------------
 
     def write_data(self, path: str, data: bytes) -> None:
         with _GUARD:
-            self.fs.pipe_file(path, data)
+            super().write_data(path, data)
 
     def read_data(self, path: str) -> bytes | None:
         with _GUARD:
@@ -90,14 +103,7 @@ class MemoryStore(Store):
         with _GUARD:
             return super().data_exists(path)
 
-    def _check(self, path: str, expected: Stored) -> None:
-        current = self.read(path)
-        if current is None or current.version != expected.version or current.data != expected.data:
-            raise Conflict(path)
 
-
-def open_backend(target: str, location: str, options: Options) -> Backend:
-    path = "/" + location[len("memory://") :].strip("/")
-    return LockFileBackend(MemoryStore(), path, target, options)
-
-
+def open_store(location: str, storage_options: Mapping[str, str]) -> tuple[Store, str]:
+    """memory://ds: the path /ds in this process's memory (storage options do not apply)."""
+    return MemoryStore(), "/" + location[len("memory://") :].strip("/")
