@@ -39,11 +39,8 @@ class ZooKeeperBackend(Backend):
         return LockStatus(self.target, Kind.ZOOKEEPER, self.path, tuple(infos))
 
     def _ordered(self, watch: bool = False) -> list[Contender]:
-        watcher = self._on_change if watch else None
-        children = self.client.children(self.path, watch=watcher)
-        if children is None:
-            if watch:  # wake up when the lock node appears
-                self.client.exists(self.path, watch=watcher)
+        children = self.client.children(self.path, watch=self._on_change if watch else None)
+        if children is None:  # no lock node: nobody holds or waits (and nobody waits for it)
             return []
         ordered = contenders(children)
         if children and not ordered:
