@@ -10,7 +10,7 @@ from dlock.backends.base import Backend, LeaseHandle, Options, ProgressCallback
 from dlock.backends.zookeeper.client import ZkClient, parse_target, shown
 from dlock.backends.zookeeper.holders import describe, describe_all, node_data
 from dlock.backends.zookeeper.lease import ZkLease
-from dlock.backends.zookeeper.recipe import READ, WRITE, Contender, blockers, contenders
+from dlock.backends.zookeeper.recipe import READ, WRITE, Contender, blockers, contenders, predecessor
 from dlock.errors import LockBusy, NotFound, Remedy, UsageError
 from dlock.model import FleetLock, FleetReport, Kind, LockInfo, LockStatus, State, held_by
 
@@ -69,12 +69,13 @@ class ZooKeeperBackend(Backend):
         if mine is None:
             self._place = None
             raise LockBusy(f"{self.target}: our place in line vanished (session trouble); trying again.")
-        ahead = blockers(mine, ordered)
-        if not ahead:
+        nearest = predecessor(mine, ordered)
+        if nearest is None:
             node, self._place = self._place, None
             return ZkLease(self.client, f"{self.path}/{node}", self._token, ttl)
-        self._watch_predecessor(ahead[-1])
-        info = describe(self.client, self.path, ahead[0], ordered)
+        self._watch_predecessor(nearest)
+        first = blockers(mine, ordered)[0]  # named in the message: the earliest in our way
+        info = describe(self.client, self.path, first, ordered)
         raise LockBusy(f"{self.target} is locked{held_by(info)}.", holder=info)
 
     def _enter_line(self, kind: str, ttl: float, note: str) -> None:
