@@ -11,7 +11,7 @@ import sys
 import sysconfig
 import uuid
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import pytest
 
@@ -22,6 +22,8 @@ pytest.register_assert_rewrite("servers")
 
 pytest_plugins = [f"servers.{p.stem}" for p in sorted((TESTS / "servers").glob("*.py")) if p.stem != "__init__"]
 SITES = ["local"] + [name for plugin in pytest_plugins for name in getattr(importlib.import_module(plugin), "SITES", [])]
+# Every site is a place for lock targets; lock services (ZooKeeper) add their own.
+LOCK_TARGETS = SITES + [name for plugin in pytest_plugins for name in getattr(importlib.import_module(plugin), "LOCK_TARGETS", [])]
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
@@ -136,3 +138,63 @@ def deeplake_dataset(tmp_path: Path) -> Path:
     """The real Deep Lake 3.9 dataset with two branches and two leftover locks (fixtures/)."""
     shutil.unpack_archive(FIXTURES / "v3_dataset_after_sigkill.tar.gz", tmp_path)
     return tmp_path / "fx2"
+
+
+@dataclasses.dataclass
+class LockTarget:
+    """A fresh lock to contend for: a dataset on a site, or a lock service's lock (a
+    ZooKeeper node). The verbs that mean the same everywhere are tested on these."""
+
+    name: str
+    url: str
+    cli: DlockRunner  # reaches the lock's store or service
+    lock_path_end: str  # how status names the lock that acquire takes
+    hold_options: tuple[str, ...] = ()  # ("--hold",) where a lock lives only as long as its holder process
+    _holders: list[subprocess.Popen[str]] = dataclasses.field(default_factory=list)
+
+    def hold(self, *options: str) -> Holding:
+        """The lock, taken by another dlock process."""
+        if not self.hold_options:
+            taken = self.cli("acquire", self.url, *options)
+            assert taken.code == 0, taken.err
+            return Holding(self, token=taken.out.strip())
+        process = self.cli.popen("acquire", self.url, *self.hold_options, *options)
+        self._holders.append(process)
+        token = process.stdout.readline().strip() if process.stdout else ""
+        assert len(token) == 32, process.stderr.read() if process.poll() is not None and process.stderr else ""
+        return Holding(self, token=token, process=process)
+
+    def stop_holders(self) -> None:
+        for process in self._holders:
+            if process.poll() is None:
+                process.terminate()
+                process.wait(timeout=10)
+
+
+@dataclasses.dataclass
+class Holding:
+    """A lock held by another dlock process: by its token, or by a living `acquire --hold`."""
+
+    target: LockTarget
+    token: str
+    process: subprocess.Popen[str] | None = None
+
+    def release(self) -> None:
+        """Give the lock up as its holder would: `release --token`, or SIGTERM to the holder."""
+        if self.process is None:
+            released = self.target.cli("release", self.target.url, "--token", self.token)
+            assert released.code == 0, released.err
+        else:
+            self.process.terminate()
+            assert self.process.wait(timeout=10) == 0
+
+
+@pytest.fixture(params=LOCK_TARGETS)
+def lock_target(request: pytest.FixtureRequest) -> Iterator[LockTarget]:
+    if request.param in SITES:
+        site: Site = request.getfixturevalue(f"site_{request.param}")
+        target = LockTarget(site.name, site.new_dataset(), DlockRunner(site.env), "dataset_lock.lock")
+    else:
+        target = request.getfixturevalue(f"lock_target_{request.param}")
+    yield target
+    target.stop_holders()

@@ -1,5 +1,6 @@
 """The behavioural suite: every verb, state and exit code through the real dlock process,
-on every site (local disk here; S3 and GCS when their server modules are present)."""
+on every site (local disk here; S3 and GCS when their server modules are present). The
+verbs that mean the same on a ZooKeeper lock node run on every lock target, that too."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import FIXTURES, Site
+from conftest import FIXTURES, LockTarget, Site
 
 DEEPLAKE_HEAD_MAIN = "deffa73fb79e7b0acf876b9556f8b9e83ab83978"
 DEEPLAKE_HEAD_ALT = "095aaa107936e57037047005277466e5dac70e31"
@@ -28,13 +29,29 @@ def primary(document):
     return next(lock for lock in target["locks"] if lock["path"] == target["lock_path"])
 
 
-def test_fresh_dataset_is_free_with_exit_0(site: Site, dlock_cli):
-    ds = site.new_dataset()
-    document, code = lock_json(dlock_cli, ds)
+def holder_of(document):
+    """The lock's (first) holder: a lock file's, or the ZooKeeper contender that holds."""
+    return next(lock for lock in document["targets"][0]["locks"] if lock["state"] == "held" and not lock["waiting"])
+
+
+def test_fresh_lock_is_free_with_exit_0(lock_target: LockTarget):
+    document, code = lock_json(lock_target.cli, lock_target.url)
     assert code == 0
     assert document["state"] == "absent"
     assert primary(document)["state"] == "absent"
-    assert primary(document)["path"].endswith("dataset_lock.lock")
+    assert primary(document)["path"].endswith(lock_target.lock_path_end)
+
+
+def test_held_lock_makes_status_exit_1_and_a_second_contender_time_out_with_exit_1(lock_target: LockTarget):
+    cli, ds = lock_target.cli, lock_target.url
+    holding = lock_target.hold("--note", "nightly")
+    document, code = lock_json(cli, ds)
+    assert code == 1 and holder_of(document)["holder"]["note"] == "nightly"
+    started = time.monotonic()
+    assert cli("acquire", ds, *lock_target.hold_options, "--timeout", "0.5").code == 1
+    assert time.monotonic() - started < 10
+    holding.release()
+    assert lock_json(cli, ds)[1] == 0
 
 
 def test_acquire_prints_token_and_second_acquire_is_busy_with_exit_1(site: Site, dlock_cli):
@@ -118,15 +135,15 @@ def test_corrupt_lock_exits_5_and_only_force_removes_it(site: Site, dlock_cli):
     assert site.get(f"{ds}/dataset_lock.lock") is None
 
 
-def test_force_without_terminal_or_yes_is_refused_with_exit_6(site: Site, dlock_cli):
-    ds = site.new_dataset()
-    dlock_cli("acquire", ds)
-    refused = dlock_cli("release", ds, "--force")
+def test_force_without_terminal_or_yes_is_refused_with_exit_6(lock_target: LockTarget):
+    cli, ds = lock_target.cli, lock_target.url
+    lock_target.hold()
+    refused = cli("release", ds, "--force")
     assert refused.code == 6 and "--yes" in refused.err
-    assert lock_json(dlock_cli, ds)[1] == 1, "a refused --force must remove nothing"
-    forced = dlock_cli("release", ds, "--force", "--yes")
+    assert lock_json(cli, ds)[1] == 1, "a refused --force must remove nothing"
+    forced = cli("release", ds, "--force", "--yes")
     assert forced.code == 0
-    assert lock_json(dlock_cli, ds)[1] == 0
+    assert lock_json(cli, ds)[1] == 0
 
 
 def test_force_release_refuses_when_the_lock_changed_hands_after_it_was_shown(site: Site):
@@ -190,62 +207,62 @@ def test_deeplake_dataset_locks_the_head_of_each_branch(site: Site, dlock_cli):
     assert dlock_cli("release", ds, "--token", token).code == 0
 
 
-def test_wait_returns_0_when_free_and_1_on_timeout(site: Site, dlock_cli):
-    ds = site.new_dataset()
-    assert dlock_cli("wait", ds, "--timeout", "5").code == 0
-    dlock_cli("acquire", ds)
+def test_wait_returns_0_when_free_and_1_on_timeout(lock_target: LockTarget):
+    cli, ds = lock_target.cli, lock_target.url
+    assert cli("wait", ds, "--timeout", "5").code == 0
+    lock_target.hold()
     started = time.monotonic()
-    timed_out = dlock_cli("wait", ds, "--timeout", "0.5")
+    timed_out = cli("wait", ds, "--timeout", "0.5")
     assert timed_out.code == 1
     assert time.monotonic() - started < 10
 
 
-def test_wait_notices_a_release_within_a_few_hundred_ms(site: Site, dlock_cli):
-    ds = site.new_dataset()
-    token = dlock_cli("acquire", ds).out.strip()
-    waiter = dlock_cli.popen("wait", ds, "--timeout", "60")
+def test_wait_notices_a_release_within_a_few_hundred_ms(lock_target: LockTarget):
+    cli, ds = lock_target.cli, lock_target.url
+    holding = lock_target.hold()
+    waiter = cli.popen("wait", ds, "--timeout", "60")
     time.sleep(3)  # let the waiter back off to its slowest poll
     assert waiter.poll() is None
     released_at = time.monotonic()
-    assert dlock_cli("release", ds, "--token", token).code == 0
+    holding.release()
     assert waiter.wait(timeout=30) == 0
     assert time.monotonic() - released_at < 2.5  # release process start-up + at most ~1 s of poll
 
 
-def test_run_passes_the_exit_status_and_environment_and_releases(site: Site, dlock_cli):
-    ds = site.new_dataset()
+def test_run_passes_the_exit_status_and_environment_and_releases(lock_target: LockTarget):
+    cli, ds = lock_target.cli, lock_target.url
     script = 'test "$DLOCK_LOCK_HELD" = 1 && test -n "$DLOCK_TOKEN" && echo "target=$DLOCK_TARGET"; exit 7'
-    result = dlock_cli("run", ds, "--", "sh", "-c", script)
+    result = cli("run", ds, "--", "sh", "-c", script)
     assert result.code == 7, result.err
     assert f"target={ds}" in result.out
-    assert lock_json(dlock_cli, ds)[1] == 0, "run must release after the command"
+    assert lock_json(cli, ds)[1] == 0, "run must release after the command"
 
 
-def test_run_on_a_busy_lock_exits_1_or_the_conflict_code(site: Site, dlock_cli):
-    ds = site.new_dataset()
-    dlock_cli("acquire", ds)
-    assert dlock_cli("run", ds, "--", "true").code == 1
-    assert dlock_cli("run", ds, "--conflict-exit-code", "75", "--", "true").code == 75
+def test_run_on_a_busy_lock_exits_1_or_the_conflict_code(lock_target: LockTarget):
+    cli, ds = lock_target.cli, lock_target.url
+    lock_target.hold()
+    assert cli("run", ds, "--", "true").code == 1
+    assert cli("run", ds, "--conflict-exit-code", "75", "--", "true").code == 75
 
 
-def test_run_that_loses_its_lock_terminates_the_command_and_exits_3(site: Site, dlock_cli, tmp_path):
-    ds = site.new_dataset()
+def test_run_that_loses_its_lock_terminates_the_command_and_exits_3(lock_target: LockTarget, tmp_path):
+    cli, ds = lock_target.cli, lock_target.url
     marker = tmp_path / "child-finished"
-    runner = dlock_cli.popen("run", ds, "--ttl", "2", "--grace", "1", "--", "sh", "-c", f"sleep 30; touch {marker}")
+    runner = cli.popen("run", ds, "--ttl", "2", "--grace", "1", "--", "sh", "-c", f"sleep 30; touch {marker}")
     deadline = time.monotonic() + 20
-    while lock_json(dlock_cli, ds)[1] != 1:
+    while lock_json(cli, ds)[1] != 1:
         assert time.monotonic() < deadline and runner.poll() is None
         time.sleep(0.1)
-    assert dlock_cli("release", ds, "--force", "--yes").code == 0
+    assert cli("release", ds, "--force", "--yes").code == 0
     assert runner.wait(timeout=20) == 3
     assert "lock lost" in runner.stderr.read()
     assert not marker.exists(), "the command must have been terminated"
 
 
-def test_sigterm_while_waiting_exits_143_promptly(site: Site, dlock_cli):
-    ds = site.new_dataset()
-    dlock_cli("acquire", ds)
-    waiter = dlock_cli.popen("acquire", ds, "--timeout", "-1")
+def test_sigterm_while_waiting_exits_143_promptly(lock_target: LockTarget):
+    cli, ds = lock_target.cli, lock_target.url
+    lock_target.hold()
+    waiter = cli.popen("acquire", ds, *lock_target.hold_options, "--timeout", "-1")
     time.sleep(1.5)
     assert waiter.poll() is None
     waiter.send_signal(signal.SIGTERM)

@@ -1,4 +1,8 @@
-"""zk:// targets against a real ZooKeeper (Debian's package), interoperating with kazoo's recipes."""
+"""zk:// targets against a real ZooKeeper (Debian's package), interoperating with kazoo's recipes.
+
+What a verb does the same as on lock files (status, wait, run, release --force, signals)
+is tested in test_behaviour.py on every lock target, this one included; here is what only
+ZooKeeper has: kazoo's recipes, shared locks, waiting in line, ACLs, --all, subtrees."""
 
 from __future__ import annotations
 
@@ -59,10 +63,18 @@ def finish(proc: subprocess.Popen) -> None:  # type: ignore[type-arg]
     proc.wait(timeout=10)
 
 
-def test_absent_lock_node_is_free(zk_cli, zk_target):
-    result = zk_cli("status", zk_target, "--json")
-    assert result.code == 0
-    assert json.loads(result.out)["targets"][0]["locks"][0]["state"] == "absent"
+def test_the_exclusion_table_decides_who_holds_and_whom_each_waiter_watches():
+    from dlock.backends.zookeeper.recipe import contenders, holds, predecessor
+
+    line = contenders(["b__rlock__0000000002", "a__rlock__0000000001", "c__lock__0000000003",
+                       "d__rlock__0000000004", "e__rlock__0000000005", "f__lock__0000000006", "config"])
+    a, b, c, d, e, f = line
+    assert [x.name[0] for x in line] == list("abcdef"), "lock order, non-contenders left out"
+    assert [holds(x, line) for x in line] == [True, True, False, False, False, False]
+    assert predecessor(a, line) is None and predecessor(b, line) is None, "readers share"
+    assert predecessor(c, line) is b, "a writer waits for the nearest earlier node"
+    assert predecessor(d, line) is c and predecessor(e, line) is c, "a reader waits for the nearest earlier writer"
+    assert predecessor(f, line) is e
 
 
 def test_plain_acquire_explains_why_it_cannot_hold_and_exits_2(zk_cli, zk_target):
@@ -70,7 +82,7 @@ def test_plain_acquire_explains_why_it_cannot_hold_and_exits_2(zk_cli, zk_target
     assert result.code == 2 and "--hold" in result.err and "dlock run" in result.err
 
 
-def test_hold_shows_the_holder_and_a_second_contender_times_out(zk_cli, zk_target):
+def test_status_shows_the_holders_mode_node_and_session(zk_cli, zk_target):
     holder = hold(zk_cli, zk_target, "--note", "nightly")
     try:
         result = zk_cli("status", zk_target, "--json")
@@ -78,13 +90,9 @@ def test_hold_shows_the_holder_and_a_second_contender_times_out(zk_cli, zk_targe
         lock = json.loads(result.out)["targets"][0]["locks"][0]
         assert lock["holder"]["mode"] == "write" and lock["holder"]["note"] == "nightly"
         assert lock["holder"]["session_id"].startswith("0x") and "__lock__" in lock["holder"]["node"]
-        started = time.monotonic()
-        assert zk_cli("acquire", zk_target, "--hold", "--timeout", "0.5").code == 1
-        assert time.monotonic() - started < 10
     finally:
         holder.terminate()
         assert holder.wait(timeout=10) == 0
-    assert zk_cli("status", zk_target).code == 0
 
 
 def test_kazoo_write_lock_blocks_dlock_and_shows_its_identifier(zk_cli, zk_target, zookeeper):
@@ -133,24 +141,47 @@ def test_dlock_holders_block_kazoo_recipes(zk_cli, zk_target, kazoo):
         reader.wait(timeout=10)
 
 
-def test_force_release_stops_the_holder_with_exit_3_and_all_removes_waiters(zk_cli, zk_target, tmp_path):
-    marker = tmp_path / "finished"
-    runner = zk_cli.popen("run", zk_target, "--grace", "1", "--", "sh", "-c", f"sleep 30; touch {marker}")
-    deadline = time.monotonic() + 20
-    while zk_cli("status", zk_target).code != 1:
-        assert time.monotonic() < deadline and runner.poll() is None
-        time.sleep(0.1)
+def test_force_release_all_removes_the_waiters_too(zk_cli, zk_target):
+    holder = hold(zk_cli, zk_target)
     waiter = zk_cli.popen("acquire", zk_target, "--hold", "--timeout", "-1")
+    try:
+        deadline = time.monotonic() + 20
+        while len(json.loads(zk_cli("status", zk_target, "--json").out)["targets"][0]["locks"]) < 2:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        forced = zk_cli("release", zk_target, "--force", "--yes", "--all", "--json")
+        assert forced.code == 0 and len(json.loads(forced.out)["removed"]) == 2
+        assert holder.wait(timeout=10) == 3
+    finally:
+        for proc in (holder, waiter):
+            proc.terminate()
+            proc.wait(timeout=10)
+
+
+def test_a_waiter_whose_predecessor_gives_up_takes_the_lock_promptly_on_release(zk_cli, zk_target, kazoo):
+    lock = kazoo.WriteLock(node_path(zk_target), "holder")
+    assert lock.acquire(timeout=5)
+    first = zk_cli.popen("acquire", zk_target, "--hold", "--timeout", "-1")
     deadline = time.monotonic() + 20
     while len(json.loads(zk_cli("status", zk_target, "--json").out)["targets"][0]["locks"]) < 2:
         assert time.monotonic() < deadline
         time.sleep(0.1)
-    assert zk_cli("release", zk_target, "--force").code == 6, "no terminal and no --yes: refused"
-    forced = zk_cli("release", zk_target, "--force", "--yes", "--all", "--json")
-    assert forced.code == 0 and len(json.loads(forced.out)["removed"]) == 2
-    assert runner.wait(timeout=10) == 3 and not marker.exists()
-    waiter.terminate()
-    waiter.wait(timeout=10)
+    second = zk_cli.popen("acquire", zk_target, "--hold", "--timeout", "-1")
+    try:
+        while len(json.loads(zk_cli("status", zk_target, "--json").out)["targets"][0]["locks"]) < 3:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        first.terminate()  # the node the second waiter watches goes; the holder's stays
+        assert first.wait(timeout=5) == 143
+        time.sleep(2.5)  # a poller would be at its slowest interval by now
+        assert second.poll() is None
+        released = time.monotonic()
+        lock.release()
+        assert len(second.stdout.readline().strip()) == 32
+        assert time.monotonic() - released < 0.5
+    finally:
+        second.terminate()
+        second.wait(timeout=10)
 
 
 def test_wait_is_woken_by_the_release_not_by_polling(zk_cli, zk_target, kazoo):

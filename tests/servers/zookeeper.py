@@ -1,7 +1,10 @@
 """ZooKeeper from Debian's package: a standalone server and a 3-node ensemble on loopback.
 
 Fresh ports and dataDirs every time, and always stopped in `finally`: an orphan from an
-earlier run once joined a new ensemble's election (DESIGN 4).
+earlier run once joined a new ensemble's election.
+
+LOCK_TARGETS: a lock node on the standalone server is a lock target (`lock_target_zk`),
+so the behavioural suite runs there wherever a verb means the same as on lock files.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import shutil
 import socket
 import subprocess
 import time
+import uuid
 from pathlib import Path
 from typing import Iterator
 
@@ -22,6 +26,7 @@ from servers._util import free_port, stop
 
 JARS = ["/usr/share/java/zookeeper.jar", "/usr/share/java/zookeeper-jute.jar",
         "/usr/share/java/slf4j-api.jar", "/usr/share/java/slf4j-log4j12.jar", "/usr/share/java/log4j-1.2.jar"]
+LOCK_TARGETS = ["zk"]
 TICK_MS = 250  # sessions of 1 s are allowed (2 ticks), so expiry tests are quick
 
 
@@ -119,6 +124,15 @@ def zookeeper(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ZkServer]:
     """A standalone server for the whole session."""
     with _standalone(tmp_path_factory.mktemp("zk")) as server:
         yield server
+
+
+@pytest.fixture
+def lock_target_zk(zookeeper: ZkServer):  # type: ignore[no-untyped-def]
+    """A fresh lock node; held only by a living `acquire --hold` (a ZooKeeper lock ends with its session)."""
+    from conftest import DlockRunner, LockTarget
+
+    path = f"/locks/ds-{uuid.uuid4().hex[:8]}"
+    return LockTarget("zk", f"zk://{zookeeper.address}{path}", DlockRunner(), path, hold_options=("--hold",))
 
 
 @pytest.fixture
