@@ -28,6 +28,7 @@ class Scheme:
     opener: str  # "module:function": a StoreOpener, or a BackendOpener for a lock service
     install: str | None = None  # how to get the library the opener needs
     lock_service: bool = False  # the opener builds its own Backend: no lock files, no Store
+    session_bound: bool = False  # a lock lives only as long as its holder's session: no plain `acquire`
 
 
 REGISTRY: dict[str, Scheme] = {
@@ -37,12 +38,10 @@ REGISTRY: dict[str, Scheme] = {
     "s3a": Scheme("dlock.stores.s3:open_store", "pip install s3fs"),
     "gs": Scheme("dlock.stores.gcs:open_store", "pip install gcsfs"),
     "gcs": Scheme("dlock.stores.gcs:open_store", "pip install gcsfs"),
-    "zk": Scheme("dlock.backends.zookeeper:open_backend", "pip install kazoo", lock_service=True),
+    "zk": Scheme("dlock.backends.zookeeper:open_backend", "pip install kazoo", lock_service=True, session_bound=True),
 }
 # Any other URL: fsspec's filesystem for it, with Deep Lake's write-wait-verify protocol.
 FALLBACK = Scheme("dlock.stores.fsspec:open_store")
-# Schemes whose locks live only as long as the holder's session: no plain `acquire`.
-SESSION_BOUND = frozenset({"zk"})
 
 _URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 _ALMOST_URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+):/*(?!/)")
@@ -67,7 +66,7 @@ def scheme_of(target: str) -> str:
 
 def session_bound(target: str) -> bool:
     """Does a lock of `target` end with the process that holds it (ZooKeeper)?"""
-    return scheme_of(target) in SESSION_BOUND
+    return REGISTRY.get(scheme_of(target), FALLBACK).session_bound
 
 
 def open_backend(target: str, options: Options | None = None) -> Backend:

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import TESTS, dlock_executable
+from conftest import TESTS
 from dlock._version import __version__
 
 

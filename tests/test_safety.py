@@ -17,7 +17,6 @@ import pytest
 
 import dlock
 from conftest import FIXTURES, Site, dlock_executable
-from dlock import codec
 from dlock.targets import open_backend
 
 HEAD = "deffa73fb79e7b0acf876b9556f8b9e83ab83978"

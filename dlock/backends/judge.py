@@ -16,7 +16,7 @@ from dlock.backends.layout import LockFile
 from dlock.stores.base import Stored
 from dlock.durations import MAX_TTL, format_duration
 from dlock.errors import CorruptLock
-from dlock.identity import holder_from_payload, number, pid_alive, text
+from dlock.identity import holder_from_payload, number, pid_alive
 from dlock.model import Holder, LockInfo, State
 
 # No lock lives longer than the longest ttl dlock writes; a time further ahead is garbage.
