@@ -72,7 +72,7 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def adopt(self, token: str, *, ttl: float) -> LeaseHandle:
-        """The lease of another process of ours, proven by its token (`refresh --token`)."""
+        """The lease of another process of ours, proven by its token (a refresh or release by token)."""
 
     @abc.abstractmethod
     def remove(self, *, force: bool, if_stale: bool, seen: LockInfo | None, include_waiters: bool = False) -> list[LockInfo]:
