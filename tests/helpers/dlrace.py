@@ -175,7 +175,7 @@ class Race:
         self.dataset = f"{root.rstrip('/')}/race-{scenario}-{uuid.uuid4().hex[:8]}"
         head = self._deeplake("make").strip().splitlines()[-1]
         self.backend = open_backend(self.dataset)
-        self.lock_path = self.backend.layout().target_lock.path
+        self.lock_path = self.backend.layout.layout().target_lock.path
         deeplake_locks = f"versions/{head}/dataset_lock.lock"
         assert self.lock_path.endswith(deeplake_locks), f"dlock takes {self.lock_path}, Deep Lake {deeplake_locks}"
         self.aims = {"dlock": Aim(SPREAD[store]), "deeplake": Aim(SPREAD[store])}
