@@ -11,7 +11,7 @@ from typing import Any
 import redis
 
 from dlock.backends.redis.client import RedisClient
-from dlock.backends.redis.recipe import layout_of, meta_key
+from dlock.backends.redis.recipe import fingerprint, layout_of, meta_key
 from dlock.identity import holder_from_payload, holder_payload, number
 from dlock.model import Holder, LockInfo, State
 
@@ -49,7 +49,7 @@ def describe(client: RedisClient, key: str) -> LockInfo | None:
         age=float(idle) if pttl < 0 and idle is not None else None,
         ttl=number(payload.get("ttl")) if payload else None,
         warning=NEVER_EXPIRES if pttl < 0 else None,
-        fingerprint=token,
+        fingerprint=fingerprint(token),
     )
 
 

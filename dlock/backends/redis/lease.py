@@ -7,7 +7,7 @@ import time
 
 from dlock.backends.base import LeaseHandle
 from dlock.backends.redis.client import RedisClient
-from dlock.backends.redis.recipe import DELETE, REFRESH, channel, meta_key
+from dlock.backends.redis.recipe import DELETE, REFRESH, channel, fingerprint, meta_key
 from dlock.errors import LockLost
 
 
@@ -38,5 +38,5 @@ class RedisLease(LeaseHandle):
 
     def release(self) -> None:
         keys = (self.path, meta_key(self.path), "")
-        if not self.client.call(lambda r: r.eval(DELETE, 3, *keys, self.token, channel(self.path), "0")):
+        if not self.client.call(lambda r: r.eval(DELETE, 3, *keys, fingerprint(self.token), channel(self.path), "0")):
             raise self._gone("nothing released")

@@ -14,6 +14,7 @@ forced release wakes python-redis-lock's waiters as its own unlock does.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 
 META_SUFFIX = ":dlock"  # the holder JSON beside a lock dlock took
 CHANNEL_SUFFIX = ":dlock-released"  # published on every release dlock makes: waiters wake
@@ -68,11 +69,13 @@ redis.call('pexpire', KEYS[2], ARGV[2])
 return 1
 """
 
-# KEYS: lock, meta, signal list or "" . ARGV: token, channel, require no TTL ("1"/"0").
-# Release by token and forced removal alike: only the lock as it was judged goes.
+# KEYS: lock, meta, signal list or "". ARGV: SHA-1 of the token, channel, require no TTL
+# ("1"/"0"). Release by token and forced removal alike: only the lock as it was judged goes,
+# and status shows the token's SHA-1, never the token that would release it.
 # python-redis-lock's unlock pushes its signal list (expiring in 1 s) to wake a waiter.
 DELETE = """
-if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end
+local token = redis.call('get', KEYS[1])
+if not token or redis.sha1hex(token) ~= ARGV[1] then return 0 end
 if ARGV[3] == '1' and redis.call('pttl', KEYS[1]) ~= -1 then return 0 end
 redis.call('del', KEYS[1], KEYS[2])
 if KEYS[3] ~= '' then
@@ -83,6 +86,11 @@ end
 redis.call('publish', ARGV[2], KEYS[1])
 return 1
 """
+
+
+def fingerprint(token: str) -> str:
+    """What identifies a lock without giving away the token that releases it."""
+    return hashlib.sha1(token.encode()).hexdigest()
 
 
 def meta_key(key: str) -> str:
