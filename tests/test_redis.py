@@ -16,7 +16,7 @@ import uuid
 
 import pytest
 
-from conftest import TESTS, DlockRunner
+from conftest import TESTS, DlockRunner, count_under_dlock_run
 from servers._util import free_port
 
 pytestmark = pytest.mark.usefixtures("redis_server")
@@ -200,11 +200,33 @@ def test_run_exits_3_when_the_server_dies_under_it(redis_private, tmp_path, key)
 
 
 def test_eight_processes_under_dlock_run_on_redis_lose_no_update(cli, target, tmp_path):
-    counter = tmp_path / "counter.txt"
-    counter.write_text("0")
-    command = f"{sys.executable} {TESTS / 'helpers' / 'counter.py'} {counter}"
-    worker = f"for i in 1 2 3 4 5; do dlock run {target} --timeout -1 -- {command} || exit 1; done"
-    procs = [subprocess.Popen(["sh", "-c", worker], env=cli.env, stderr=subprocess.PIPE, text=True) for _ in range(8)]
-    failures = [p.stderr.read() for p in procs if p.wait(timeout=300) != 0]
-    assert not failures, failures
-    assert int(counter.read_text()) == 40
+    assert count_under_dlock_run(cli, target, tmp_path) == 40
+
+
+# -- list and clean ------------------------------------------------------------------------
+
+def test_list_finds_lock_keys_under_a_prefix_and_clean_removes_only_idle_keys_without_ttl(cli, redis_server, r):
+    root = f"{redis_server.url}/0/fleet-{uuid.uuid4().hex[:6]}/"
+    prefix = root.split("/0/", 1)[1]
+    r.set(f"{prefix}cache", "not a lock")
+    r.set(f"{prefix}forgotten", uuid.uuid4().hex)  # redis-py Lock(timeout=None) whose holder died
+    r.set(f"lock:{prefix}theirs", uuid.uuid4().hex, ex=60)
+    r.hset(f"{prefix}hash", "a", "b")
+    assert cli("acquire", f"{root}mine").code == 0
+    time.sleep(1.2)
+    listed = cli("list", root, "--json")
+    assert listed.code == 0, listed.err
+    rows = [json.loads(line) for line in listed.out.splitlines()]
+    assert [row["dataset"] for row in rows] == [f"{prefix}forgotten", f"{prefix}mine", f"lock:{prefix}theirs"]
+    assert [row["format"] for row in rows] == ["redis-py", "dlock", "python-redis-lock"]
+    time.sleep(1.2)  # listing read the keys: their idle time starts again
+    cleaned = cli("clean", root, "--older-than", "1s", "--yes", "--json")
+    assert cleaned.code == 0, cleaned.err
+    outcomes = {row["dataset"]: row["action"] for row in map(json.loads, cleaned.out.splitlines())}
+    assert outcomes == {f"{prefix}forgotten": "removed"}, "a key with a TTL goes by itself; never removed"
+    assert r.get(f"{prefix}forgotten") is None and r.get(f"{prefix}mine") is not None
+    assert r.get(f"{prefix}cache") == b"not a lock"
+
+
+def test_status_of_a_key_pattern_is_a_usage_error(cli, redis_server):
+    assert cli("status", f"{redis_server.url}/0/jobs/*").code == 2

@@ -7,13 +7,15 @@ import time
 import uuid
 from typing import TYPE_CHECKING
 
-from dlock.backends.base import Backend, LeaseHandle, Options, shown
+from dlock.backends.base import Backend, LeaseHandle, Options, ProgressCallback, shown
+from dlock.backends.redis import keyspace
 from dlock.backends.redis.client import RedisClient, parse_target
+from dlock.backends.redis.keyspace import pattern_of
 from dlock.backends.redis.holders import describe, holder_json
 from dlock.backends.redis.lease import RedisLease
 from dlock.backends.redis.recipe import ACQUIRE, DELETE, candidates, channel, layout_of, meta_key
 from dlock.errors import CorruptLock, LockBusy, NotOwner, Remedy, UsageError
-from dlock.model import Kind, LockInfo, LockStatus, State, held_by
+from dlock.model import FleetLock, FleetReport, Kind, LockInfo, LockStatus, Removal, State, held_by
 
 if TYPE_CHECKING:
     from redis.client import PubSub
@@ -23,11 +25,16 @@ class RedisBackend(Backend):
     def __init__(self, target: str, options: Options) -> None:
         self.target = shown(target)
         spec = parse_target(target)
-        if not spec.key:
-            raise UsageError(f"{self.target}: name the lock key, as in redis://host:6379/0/locks/ds.")
-        self.key = spec.key
+        self._key = spec.key
         self.client = RedisClient(self.target, spec)
         self._pubsub: PubSub | None = None
+
+    @property
+    def key(self) -> str:
+        """The lock key; a listing root may name a key pattern or nothing at all instead."""
+        if not self._key or pattern_of(self._key) == self._key:
+            raise UsageError(f"{self.target}: name one lock key, as in redis://host:6379/0/locks/ds.")
+        return self._key
 
     # -- reading ----------------------------------------------------------------------
 
@@ -93,16 +100,37 @@ class RedisBackend(Backend):
         chosen = seen if seen is not None else current
         return [chosen] if self.delete(chosen, require_no_ttl=False) else []
 
-    def delete(self, lock: LockInfo, *, require_no_ttl: bool) -> bool:
+    def delete(self, lock: LockInfo, *, require_no_ttl: bool, channel_key: str | None = None) -> bool:
         """Delete the key as judged: only while it still holds the token it was shown with."""
         signal = layout_of(lock.path).signal(lock.path) or ""
         keys = (lock.path, meta_key(lock.path), signal)
         flag = "1" if require_no_ttl else "0"
-        return bool(self.client.call(lambda r: r.eval(DELETE, 3, *keys, lock.fingerprint or "", channel(self.key), flag)))
+        return bool(self.client.call(lambda r: r.eval(DELETE, 3, *keys, lock.fingerprint or "", channel(channel_key or self.key), flag)))
 
     def force_preview(self, include_waiters: bool = False) -> list[LockInfo]:
         current = self._held()
         return [current] if current.state is not State.ABSENT else []
+
+    # -- listing ------------------------------------------------------------------------
+
+    def scan(self, *, depth: int, on_progress: ProgressCallback | None = None) -> FleetReport:
+        """Every lock key matching this target's key pattern (`dlock list`); `depth` means
+        nothing in a flat keyspace."""
+        return keyspace.scan(self.client, self.target, self._key, on_progress)
+
+    def remove_found(self, entries: list[FleetLock], *, dry_run: bool = False) -> list[Removal]:
+        """Only keys that never expire go (a key with a TTL goes by itself), each only while it
+        still has the token and no TTL it was judged with."""
+        return [self._remove_found(entry, dry_run) for entry in entries]
+
+    def _remove_found(self, entry: FleetLock, dry_run: bool) -> Removal:
+        if entry.lock.expires_at is not None:
+            return Removal(entry.dataset, entry.lock, "kept", "it has a TTL: Redis deletes it when it expires")
+        if dry_run:
+            return Removal(entry.dataset, entry.lock, "would-remove")
+        if self.delete(entry.lock, require_no_ttl=True, channel_key=layout_of(entry.dataset).lock_name(entry.dataset)):
+            return Removal(entry.dataset, entry.lock, "removed")
+        return Removal(entry.dataset, entry.lock, "kept", "changed since it was judged")
 
     def close(self) -> None:
         if self._pubsub is not None:

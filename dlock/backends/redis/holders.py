@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import time
 from typing import Any
 
@@ -23,8 +24,13 @@ def holder_json(token: str, ttl: float, note: str) -> str:
     return json.dumps(holder_payload(token, ttl, note), separators=(",", ":"))
 
 
-def describe(client: RedisClient, key: str) -> LockInfo | None:
-    """The key as a lock, or None when it does not exist."""
+# What a token looks like: redis-py's uuid1().hex, pottery's and python-redis-lock's tokens.
+TOKEN = re.compile(rb"^[A-Za-z0-9+/=_-]{16,64}$")
+
+
+def describe(client: RedisClient, key: str, token_shaped: bool = False) -> LockInfo | None:
+    """The key as a lock, or None when it does not exist (or, with `token_shaped`, when its
+    value does not look like a lock token: a listing meets every kind of string key)."""
     # OBJECT IDLETIME and PTTL do not touch the key; GET does, so it comes last.
     idle, pttl, kind = client.call(lambda r: _pipelined(r, ("OBJECT", "IDLETIME", key), ("PTTL", key), ("TYPE", key)))
     if pttl == -2:
@@ -33,7 +39,7 @@ def describe(client: RedisClient, key: str) -> LockInfo | None:
         return LockInfo(path=key, state=State.CORRUPT, format="redis",
                         reason=f"a Redis {kind.decode(errors='replace')} key, not a lock")
     value, meta = client.call(lambda r: _pipelined(r, ("GET", key), ("GET", meta_key(key))))
-    if value is None:  # gone between the two looks
+    if value is None or (token_shaped and not TOKEN.match(value)):  # gone since the first look, or no lock
         return None
     token = value.decode("utf-8", errors="replace")
     payload = _dlock_payload(meta, token)

@@ -26,11 +26,15 @@ class Layout:
     prefix: str
     signal_prefix: str | None = None  # a list the library's waiters block on
 
+    def lock_name(self, key: str) -> str:
+        """The name the library was given for this key (what a dlock target names)."""
+        return key[len(self.prefix):]
+
     def signal(self, key: str) -> str | None:
         """The wake-up list for a key of this layout, if its library has one."""
         if self.signal_prefix is None:
             return None
-        return self.signal_prefix + key[len(self.prefix):]
+        return self.signal_prefix + self.lock_name(key)
 
 
 REDIS_PY = Layout("redis-py", "")
