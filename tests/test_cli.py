@@ -33,7 +33,7 @@ def test_version_help_and_python_m_work(local_cli):
 def test_help_shows_brackets_unescaped_and_each_arguments_description(local_cli):
     status = local_cli("status", "--help")
     assert status.code == 0
-    assert "Dataset paths/URLs or zk:// lock nodes." in status.out
+    assert "Dataset paths/URLs, zk:// lock nodes or redis:// lock keys." in status.out
     assert "[required]" in status.out and "[default: main]" in status.out
     assert "\\[" not in status.out
     acquire = local_cli("acquire", "--help").out
