@@ -112,6 +112,19 @@ def test_unreachable_server_exits_4_within_seconds(cli):
     assert time.monotonic() - started < 5
 
 
+def test_a_target_names_server_credentials_database_and_a_key_with_slashes(monkeypatch):
+    from dlock.backends.base import shown
+    from dlock.backends.redis.client import parse_target
+
+    spec = parse_target("rediss://ops:p%40ss@cache.example:6380/3/team/locks/ds%201")
+    assert (spec.host, spec.port, spec.db, spec.key) == ("cache.example", 6380, 3, "team/locks/ds 1")
+    assert (spec.username, spec.password, spec.tls) == ("ops", "p@ss", True)
+    assert shown("rediss://ops:p%40ss@cache.example:6380/3/k") == "rediss://cache.example:6380/3/k"
+    monkeypatch.setenv("DLOCK_REDIS_URL", "redis://:pw@10.0.0.5")
+    spec = parse_target("redis:///0/k")
+    assert (spec.host, spec.port, spec.password, spec.tls) == ("10.0.0.5", 6379, "pw", False)
+
+
 @pytest.mark.parametrize("bad", ["redis://127.0.0.1:6379/locks/ds", "redis://127.0.0.1:6379/0/", "redis:///0/k"])
 def test_a_target_without_database_key_or_server_is_a_usage_error(cli, bad):
     result = cli("status", bad, env={"DLOCK_REDIS_URL": ""})
@@ -173,6 +186,22 @@ def test_refresh_and_release_by_token_work_from_another_process_and_a_wrong_toke
     assert r.pttl(key) > 50_000
     assert cli("release", target, "--token", "0" * 32).code == 6
     assert cli("release", target, "--token", token).code == 0
+
+
+def test_a_waiter_is_woken_by_dlock_s_release_at_once_not_by_its_next_poll(target):
+    import threading
+
+    import dlock
+
+    lease = dlock.acquire(target)
+    woke: list[float] = []
+    waiter = threading.Thread(target=lambda: dlock.wait(target, timeout=20) and woke.append(time.monotonic()))
+    waiter.start()
+    time.sleep(3.0)  # the waiter's polling has backed off to 1 s pauses by now
+    released = time.monotonic()
+    lease.release()
+    waiter.join(timeout=10)
+    assert woke and woke[0] - released < 0.15, "woken by the release's PUBLISH, not a poll"
 
 
 def test_a_sigkilled_holder_s_lock_is_free_after_its_ttl(cli, target):

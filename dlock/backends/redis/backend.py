@@ -74,8 +74,9 @@ class RedisBackend(Backend):
         token = uuid.uuid4().hex
         keys = [self.key, meta_key(self.key), *candidates(self.key)[1:]]
         ms = int(ttl * 1000)
+        started = time.time()
         if self.client.call(lambda r: r.eval(ACQUIRE, len(keys), *keys, token, ms, holder_json(token, ttl, note))):
-            return RedisLease(self.client, self.key, token, ttl)
+            return RedisLease(self.client, self.key, token, ttl, expires_at=started + ttl)
         info = self._held()
         if info.state is State.CORRUPT:
             raise CorruptLock(f"{self.target}: {info.path} is {info.reason}.", remedy=Remedy.FORCE_RELEASE)

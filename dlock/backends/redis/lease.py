@@ -12,12 +12,13 @@ from dlock.errors import LockLost
 
 
 class RedisLease(LeaseHandle):
-    def __init__(self, client: RedisClient, key: str, token: str, ttl: float) -> None:
+    def __init__(self, client: RedisClient, key: str, token: str, ttl: float, expires_at: float | None = None) -> None:
         self.client = client
         self.path = key
         self.token = token
         self.ttl = ttl
-        self.expires_at = time.time() + ttl
+        # The server counts the TTL from when it got the request: count from before we sent it.
+        self.expires_at = time.time() + ttl if expires_at is None else expires_at
 
     def _gone(self, what: str) -> LockLost:
         return LockLost(f"{self.client.target}: the lock key no longer holds our token ({what}); "
@@ -28,7 +29,6 @@ class RedisLease(LeaseHandle):
         ms = int(self.ttl * 1000)
         if not self.client.call(lambda r: r.eval(REFRESH, 2, self.path, meta_key(self.path), self.token, ms)):
             raise self._gone("refresh refused")
-        # The server counts from when it got the request: count from before we sent it.
         self.expires_at = started + self.ttl
         return self.expires_at
 
