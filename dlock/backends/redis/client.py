@@ -69,9 +69,9 @@ class RedisClient:
         self.redis = redis.Redis(
             host=spec.host, port=spec.port, db=spec.db, username=spec.username, password=spec.password,
             ssl=spec.tls, socket_timeout=TIMEOUT, socket_connect_timeout=TIMEOUT,
-            # One retry for a pooled connection the server closed; an unreachable server is
-            # reported at once instead of after redis-py's default backoff.
-            retry=Retry(NoBackoff(), 1),
+            # No retries: an unreachable server is reported within TIMEOUT, not after redis-py's
+            # default backoff. A holder's checks and refreshes retry on their own schedule.
+            retry=Retry(NoBackoff(), 0),
         )
 
     def call(self, request: Callable[[redis.Redis], T]) -> T:
