@@ -6,10 +6,7 @@ acquires), dlock against raw kazoo in the same run, on a standalone server on lo
 
 from __future__ import annotations
 
-import argparse
 import os
-import platform
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -22,6 +19,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 import dlock  # noqa: E402
 from servers.zookeeper import _new_server, _wait_serving  # noqa: E402
+from timing import cycles, handoff_seconds, latency_arguments, median_ms, print_table  # noqa: E402
 
 WAITER = r"""
 import sys, time
@@ -38,20 +36,6 @@ else:
     lease = dlock.acquire(f"zk://{hosts}{path}", timeout=-1)
     print(time.time(), flush=True); lease.release()
 """
-
-
-def median_ms(samples: list[float]) -> float:
-    return statistics.median(samples) * 1000
-
-
-def cycles(runs: int, cycle) -> float:  # type: ignore[no-untyped-def]
-    cycle()
-    samples = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        cycle()
-        samples.append(time.perf_counter() - started)
-    return median_ms(samples)
 
 
 def handoff(kind: str, hosts: str, runs: int) -> float:
@@ -71,20 +55,13 @@ def handoff(kind: str, hosts: str, runs: int) -> float:
         while len(zk.get_children(path)) < 2 and time.time() < deadline:  # the waiter is in line
             time.sleep(0.01)
         time.sleep(0.2)
-        released = time.time()
-        holder.release()
-        acquired = float(waiter.stdout.readline())
-        waiter.wait()
-        samples.append(acquired - released)
+        samples.append(handoff_seconds(waiter, holder.release))
     zk.stop()
     return median_ms(samples)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--runs", type=int, default=200)
-    parser.add_argument("--handoffs", type=int, default=30)
-    args = parser.parse_args()
+    args = latency_arguments()
     server = _new_server(Path(tempfile.mkdtemp()), "bench")
     server.start()
     try:
@@ -122,12 +99,7 @@ def main() -> None:
         zk.stop()
     finally:
         server.stop()
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, ZooKeeper 3.8 standalone")
-    print("| measure | client | median |")
-    print("|---|---|---|")
-    for measure, client, value in rows:
-        print(f"| {measure} | {client} | {value:.1f} ms |")
-
+    print_table("ZooKeeper 3.8 standalone", rows)
 
 if __name__ == "__main__":
     main()

@@ -26,6 +26,7 @@ class Kind(str, enum.Enum):
     DEEPLAKE = "deeplake"  # a Deep Lake dataset: lock files at the head of a branch
     DIRECTORY = "directory"  # any other directory or prefix: one lock file at its root
     ZOOKEEPER = "zookeeper"  # a lock node whose contenders are ephemeral children
+    REDIS = "redis"  # a Redis key whose value is its holder's token (redis-py's layout)
 
     @property
     def session_bound(self) -> bool:
@@ -35,7 +36,8 @@ class Kind(str, enum.Enum):
 
     @property
     def label(self) -> str:
-        return {Kind.DEEPLAKE: "Deep Lake dataset", Kind.DIRECTORY: "directory", Kind.ZOOKEEPER: "ZooKeeper lock"}[self]
+        return {Kind.DEEPLAKE: "Deep Lake dataset", Kind.DIRECTORY: "directory", Kind.ZOOKEEPER: "ZooKeeper lock",
+                Kind.REDIS: "Redis lock"}[self]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Debian packages the tests use: ZooKeeper (a real server for the zk:// tests), the shells
-# whose completion is tested, and man/groff for the man page. Idempotent.
+# Debian packages the tests use: ZooKeeper and Redis (real servers for the zk:// and redis://
+# tests), the shells whose completion is tested, and man/groff for the man page. Idempotent.
 set -euo pipefail
+SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 need=()
 [ -f /usr/share/java/zookeeper.jar ] || need+=(zookeeper)
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v java >/dev/null 2>&1 || need+=(default-jre-headless)
 command -v zsh >/dev/null 2>&1 || need+=(zsh)
 command -v fish >/dev/null 2>&1 || need+=(fish)
@@ -11,7 +13,10 @@ command -v fish >/dev/null 2>&1 || need+=(fish)
 command -v groff >/dev/null 2>&1 || need+=(groff-base)
 command -v man >/dev/null 2>&1 || need+=(man-db)
 if [ ${#need[@]} -gt 0 ]; then
-  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+# The tests start their own redis-server on free ports; the package's service is not wanted.
+if command -v service >/dev/null 2>&1 && [ -f /etc/init.d/redis-server ]; then
+  $SUDO service redis-server stop >/dev/null 2>&1 || true
 fi

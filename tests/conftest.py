@@ -123,6 +123,19 @@ class DlockRunner:
         )
 
 
+def count_under_dlock_run(cli: DlockRunner, target: str, directory: Path, workers: int = 8, rounds: int = 5) -> int:
+    """Workers that each read-increment-write a local counter `rounds` times under `dlock run
+    TARGET`; the counter's final value (workers x rounds unless an update was lost)."""
+    counter = directory / "counter.txt"
+    counter.write_text("0")
+    command = f"{sys.executable} {TESTS / 'helpers' / 'counter.py'} {counter}"
+    loop = f"for i in $(seq {rounds}); do dlock run {target} --timeout -1 -- {command} || exit 1; done"
+    procs = [subprocess.Popen(["sh", "-c", loop], env=cli.env, stderr=subprocess.PIPE, text=True) for _ in range(workers)]
+    failures = [p.stderr.read() for p in procs if p.wait(timeout=300) != 0]
+    assert not failures, failures
+    return int(counter.read_text())
+
+
 @pytest.fixture
 def dlock_cli(site: Site) -> DlockRunner:
     return DlockRunner(site.env)

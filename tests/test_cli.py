@@ -33,7 +33,7 @@ def test_version_help_and_python_m_work(local_cli):
 def test_help_shows_brackets_unescaped_and_each_arguments_description(local_cli):
     status = local_cli("status", "--help")
     assert status.code == 0
-    assert "Dataset paths/URLs or zk:// lock nodes." in status.out
+    assert "Dataset paths/URLs, zk:// lock nodes or redis:// lock keys." in status.out
     assert "[required]" in status.out and "[default: main]" in status.out
     assert "\\[" not in status.out
     acquire = local_cli("acquire", "--help").out
@@ -175,7 +175,7 @@ def test_status_of_a_local_dataset_imports_no_cloud_or_zookeeper_client(tmp_path
         "import sys, runpy; sys.argv = ['dlock', 'status', sys.argv[1]]\n"
         "try:\n    runpy.run_module('dlock', run_name='__main__')\n"
         "except SystemExit:\n    pass\n"
-        "heavy = [m for m in ('s3fs', 'gcsfs', 'kazoo', 'boto3', 'botocore', 'aiobotocore', 'fsspec', 'rich', 'pydantic') if m in sys.modules]\n"
+        "heavy = [m for m in ('s3fs', 'gcsfs', 'kazoo', 'redis', 'boto3', 'botocore', 'aiobotocore', 'fsspec', 'rich', 'pydantic') if m in sys.modules]\n"
         "print('HEAVY=' + ','.join(heavy))"
     )
     result = subprocess.run([sys.executable, "-c", probe, str(tmp_path)], capture_output=True, text=True,

@@ -14,7 +14,7 @@ import uuid
 
 import pytest
 
-from conftest import TESTS, DlockRunner
+from conftest import TESTS, DlockRunner, count_under_dlock_run
 from servers._util import free_port
 
 pytestmark = pytest.mark.usefixtures("zookeeper")
@@ -225,14 +225,7 @@ def test_acl_protected_node_needs_credentials(zk_cli, zookeeper, kazoo):
 
 
 def test_eight_processes_under_dlock_run_on_zookeeper_lose_no_update(zk_cli, zk_target, tmp_path):
-    counter = tmp_path / "counter.txt"
-    counter.write_text("0")
-    command = f"{sys.executable} {TESTS / 'helpers' / 'counter.py'} {counter}"
-    worker = f"for i in 1 2 3 4 5; do dlock run {zk_target} --timeout -1 -- {command} || exit 1; done"
-    procs = [subprocess.Popen(["sh", "-c", worker], env=zk_cli.env, stderr=subprocess.PIPE, text=True) for _ in range(8)]
-    failures = [p.stderr.read() for p in procs if p.wait(timeout=300) != 0]
-    assert not failures, failures
-    assert int(counter.read_text()) == 40
+    assert count_under_dlock_run(zk_cli, zk_target, tmp_path) == 40
 
 
 def test_list_finds_every_lock_node_in_a_subtree_and_clean_leaves_live_sessions_alone(zk_cli, zookeeper, kazoo):

@@ -6,6 +6,7 @@ import abc
 import dataclasses
 import time
 from typing import Callable
+from urllib.parse import urlsplit
 
 from dlock.errors import UsageError
 from dlock.model import FleetLock, FleetReport, LockInfo, LockStatus, Removal
@@ -24,6 +25,14 @@ class Options:
     validity: float | None = None  # overrides the 300 s validity of a 14-byte legacy lock
     zk_timeout: float = 10.0
     zk_auth: str | None = None
+
+
+def shown(target: str) -> str:
+    """A lock service's target as shown to users: never with the password in its URL."""
+    parts = urlsplit(target)
+    if "@" not in parts.netloc:
+        return target
+    return target.replace(parts.netloc, parts.netloc.rsplit("@", 1)[1], 1)
 
 
 class LeaseHandle(abc.ABC):

@@ -47,7 +47,7 @@ class _Group(_UnescapedHelp, typer.core.TyperGroup):
 app = typer.Typer(
     cls=_Group,
     name="dlock",
-    help="Administer dataset write locks: Deep Lake 3 lock files (local, S3, GCS, fsspec) and ZooKeeper lock nodes.",
+    help="Administer dataset write locks: Deep Lake 3 lock files (local, S3, GCS, fsspec), ZooKeeper lock nodes and Redis lock keys.",
     add_completion=True,
     no_args_is_help=True,
     rich_markup_mode=None,
@@ -71,8 +71,8 @@ CheckInterval = typer.Option(
     "1", "--check-interval", metavar="DURATION",
     help="While holding: confirm the lock is still ours this often (one read; 0 only at refresh).",
 )
-Target = typer.Argument(..., metavar="TARGET", help="A dataset path or URL (s3://, gs://, ...) or a zk:// lock node.")
-Targets = typer.Argument(..., metavar="TARGET...", help="Dataset paths/URLs or zk:// lock nodes.")
+Target = typer.Argument(..., metavar="TARGET", help="A dataset path or URL (s3://, gs://, ...), a zk:// lock node or a redis:// lock key.")
+Targets = typer.Argument(..., metavar="TARGET...", help="Dataset paths/URLs, zk:// lock nodes or redis:// lock keys.")
 
 
 # Each verb that opens a target takes some of these; they are declared here once and reach
@@ -420,7 +420,7 @@ def run(
 # -- list / clean ---------------------------------------------------------------------------
 
 
-Root = typer.Argument(..., metavar="ROOT", help="A directory tree, bucket prefix or ZooKeeper subtree.")
+Root = typer.Argument(..., metavar="ROOT", help="A directory tree, bucket prefix, ZooKeeper subtree or Redis key prefix.")
 Depth = typer.Option(8, "--depth", min=0, max=64, help="How many directory levels below ROOT to look for datasets (0-64).")
 LegacyTtl = typer.Option(None, "--ttl", metavar="DURATION", help="Validity of 14-byte (older Deep Lake) locks.")
 

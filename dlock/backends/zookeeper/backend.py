@@ -6,8 +6,8 @@ import threading
 import uuid
 from typing import TYPE_CHECKING
 
-from dlock.backends.base import Backend, LeaseHandle, Options, ProgressCallback
-from dlock.backends.zookeeper.client import ZkClient, parse_target, shown
+from dlock.backends.base import Backend, LeaseHandle, Options, ProgressCallback, shown
+from dlock.backends.zookeeper.client import ZkClient, parse_target
 from dlock.backends.zookeeper.holders import describe, describe_all, node_data
 from dlock.backends.zookeeper.lease import ZkLease
 from dlock.backends.zookeeper.recipe import READ, WRITE, Contender, blockers, contenders, predecessor

@@ -26,7 +26,7 @@ from kazoo.exceptions import (
 )
 from kazoo.handlers.threading import KazooTimeoutError
 
-from dlock.backends.base import Options
+from dlock.backends.base import Options, shown
 from dlock.errors import BackendError, DLockError, Refused, Remedy, UsageError
 
 if TYPE_CHECKING:
@@ -69,14 +69,6 @@ def parse_target(target: str, options: Options) -> ZkTarget:
     if auth is not None and ":" not in auth:
         raise UsageError(f"{shown(target)}: ZooKeeper credentials are user:password.")
     return ZkTarget(hosts, path, auth)
-
-
-def shown(target: str) -> str:
-    """The target as shown to users: never with its password."""
-    parts = urlsplit(target)
-    if "@" not in parts.netloc:
-        return target
-    return target.replace(parts.netloc, parts.netloc.rsplit("@", 1)[1], 1)
 
 
 class ZkClient:

@@ -1,0 +1,261 @@
+"""redis:// targets against a real Redis (Debian's package), interoperating with redis-py's Lock.
+
+What a verb does the same as on lock files (status, wait, run, release --force, signals)
+is tested in test_behaviour.py on every lock target, this one included; here is what only
+Redis has: URLs and credentials, redis-py and the prefixed libraries' keys, keys without a
+TTL, expiry of a dead holder's key, a server that dies under `run`."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+
+from conftest import TESTS, DlockRunner, count_under_dlock_run
+from servers._util import free_port
+
+pytestmark = pytest.mark.usefixtures("redis_server")
+
+
+@pytest.fixture
+def cli() -> DlockRunner:
+    return DlockRunner()
+
+
+@pytest.fixture
+def key() -> str:
+    return f"locks/ds-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def target(redis_server, key) -> str:  # type: ignore[no-untyped-def]
+    return f"{redis_server.url}/0/{key}"
+
+
+@pytest.fixture
+def r(redis_server):  # type: ignore[no-untyped-def]
+    import redis
+
+    client = redis.Redis(port=redis_server.port)
+    yield client
+    client.close()
+
+
+def redis_py_holder(url: str, name: str, timeout: str = "60") -> subprocess.Popen:  # type: ignore[type-arg]
+    proc = subprocess.Popen([sys.executable, str(TESTS / "helpers" / "redis_py_holder.py"), url, name, timeout],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "held"
+    return proc
+
+
+def finish(proc: subprocess.Popen) -> None:  # type: ignore[type-arg]
+    proc.stdin.close()
+    assert proc.wait(timeout=10) == 0
+
+
+def status(cli: DlockRunner, target: str, **env: str) -> tuple[dict, int]:  # type: ignore[type-arg]
+    result = cli("status", target, "--json", env=env)
+    assert result.code in (0, 1, 5), result.err
+    return json.loads(result.out)["targets"][0], result.code
+
+
+# -- targets -----------------------------------------------------------------------------
+
+def test_the_lock_key_is_redis_py_s_and_the_holder_json_sits_beside_it(cli, target, key, r):
+    token = cli("acquire", target, "--ttl", "60", "--note", "ingest").out.strip()
+    assert r.get(key) == token.encode(), "the key's value is the token, as redis-py's Lock writes it"
+    assert 55_000 < r.pttl(key) <= 60_000 and 55_000 < r.pttl(f"{key}:dlock") <= 60_000
+    found, code = status(cli, target)
+    lock = found["locks"][0]
+    assert code == 1 and lock["format"] == "dlock" and lock["holder"]["note"] == "ingest"
+    assert 55 < lock["expires_at"] - time.time() <= 60
+    assert token not in json.dumps(found)
+
+
+def test_server_from_dlock_redis_url_and_the_password_never_shown(tmp_path, key):
+    from servers.redis import _server
+
+    with _server(tmp_path, "--requirepass", "s3cret") as server:
+        cli = DlockRunner()
+        url = f"redis://:s3cret@127.0.0.1:{server.port}"
+        taken = cli("acquire", f"redis:///0/{key}", env={"DLOCK_REDIS_URL": url})
+        assert taken.code == 0, taken.err
+        held = cli("status", f"{url}/0/{key}")
+        assert held.code == 1 and "s3cret" not in held.out + held.err
+        assert f"redis://127.0.0.1:{server.port}/0/{key}" in held.out
+        for password, word in (("", "NOAUTH"), (":wrong@", "WRONGPASS")):
+            refused = cli("status", f"redis://{password}127.0.0.1:{server.port}/0/{key}")
+            assert refused.code == 4 and "credentials" in refused.err, refused.err
+            assert "wrong" not in refused.err and "Traceback" not in refused.err
+
+
+def test_a_user_the_acl_refuses_gets_exit_6(tmp_path, key):
+    import redis
+
+    from servers.redis import _server
+
+    with _server(tmp_path) as server:
+        redis.Redis(port=server.port).execute_command("ACL", "SETUSER", "reader", "on", ">pw", "~*", "&*", "+@read", "+ping")
+        refused = DlockRunner()("acquire", f"redis://reader:pw@127.0.0.1:{server.port}/0/{key}")
+        assert refused.code == 6 and "NOPERM" in refused.err and "pw@" not in refused.err, refused.err
+
+
+def test_unreachable_server_exits_4_within_seconds(cli):
+    started = time.monotonic()
+    result = cli("status", f"redis://127.0.0.1:{free_port()}/0/k")
+    assert result.code == 4 and "cannot reach Redis" in result.err
+    assert time.monotonic() - started < 5
+
+
+def test_a_target_names_server_credentials_database_and_a_key_with_slashes(monkeypatch):
+    from dlock.backends.base import shown
+    from dlock.backends.redis.client import parse_target
+
+    spec = parse_target("rediss://ops:p%40ss@cache.example:6380/3/team/locks/ds%201")
+    assert (spec.host, spec.port, spec.db, spec.key) == ("cache.example", 6380, 3, "team/locks/ds 1")
+    assert (spec.username, spec.password, spec.tls) == ("ops", "p@ss", True)
+    assert shown("rediss://ops:p%40ss@cache.example:6380/3/k") == "rediss://cache.example:6380/3/k"
+    monkeypatch.setenv("DLOCK_REDIS_URL", "redis://:pw@10.0.0.5")
+    spec = parse_target("redis:///0/k")
+    assert (spec.host, spec.port, spec.password, spec.tls) == ("10.0.0.5", 6379, "pw", False)
+
+
+@pytest.mark.parametrize("bad", ["redis://127.0.0.1:6379/locks/ds", "redis://127.0.0.1:6379/0/", "redis:///0/k"])
+def test_a_target_without_database_key_or_server_is_a_usage_error(cli, bad):
+    result = cli("status", bad, env={"DLOCK_REDIS_URL": ""})
+    assert result.code == 2, result.err
+
+
+# -- interop ---------------------------------------------------------------------------
+
+def test_redis_py_lock_holder_keeps_dlock_out_and_is_shown(cli, redis_server, target, key):
+    holder = redis_py_holder(redis_server.url, key)
+    try:
+        assert cli("acquire", target).code == 1
+        found, code = status(cli, target)
+        assert code == 1 and found["locks"][0]["format"] == "redis-py"
+        assert found["locks"][0]["holder"]["tool"] == "redis-py"
+    finally:
+        finish(holder)
+    assert cli("acquire", target).code == 0
+
+
+def test_dlock_holder_keeps_redis_py_out_and_its_release_lets_redis_py_in(cli, redis_server, target, key, r):
+    token = cli("acquire", target).out.strip()
+    assert not r.lock(key, timeout=5).acquire(blocking=False)
+    assert cli("release", target, "--token", token).code == 0
+    assert r.get(f"{key}:dlock") is None, "the holder JSON goes with the lock"
+    assert r.lock(key, timeout=5).acquire(blocking=False)
+
+
+@pytest.mark.parametrize("prefix, layout", [("lock:", "python-redis-lock"), ("redlock:", "pottery")])
+def test_prefixed_libraries_keys_count_as_holding_the_name(cli, target, key, r, prefix, layout):
+    r.set(prefix + key, uuid.uuid4().hex, px=60_000)
+    found, code = status(cli, target)
+    assert code == 1 and found["locks"][0]["format"] == layout and found["locks"][0]["path"] == prefix + key
+    assert cli("acquire", target).code == 1
+    assert cli("release", target, "--force", "--yes").code == 0
+    assert r.get(prefix + key) is None
+    if prefix == "lock:":
+        assert r.lrange(f"lock-signal:{key}", 0, -1) == [b"1"], "python-redis-lock's waiters are woken"
+
+
+def test_a_key_without_ttl_is_held_for_ever_with_a_warning_and_not_stale(cli, redis_server, target, key):
+    holder = redis_py_holder(redis_server.url, key, "none")
+    try:
+        found, code = status(cli, target)
+        assert code == 1 and found["locks"][0]["expires_at"] is None
+        assert "never expires" in found["locks"][0]["warning"]
+        assert "never expires" in cli("status", target).out
+        assert cli("release", target, "--if-stale").code == 1
+    finally:
+        finish(holder)
+
+
+# -- holding -----------------------------------------------------------------------------
+
+def test_refresh_and_release_by_token_work_from_another_process_and_a_wrong_token_is_refused(cli, target, r, key):
+    token = cli("acquire", target, "--ttl", "5").out.strip()
+    assert cli("refresh", target, "--token", "0" * 32).code == 6
+    assert cli("refresh", target, "--token", token, "--ttl", "60").code == 0
+    assert r.pttl(key) > 50_000
+    assert cli("release", target, "--token", "0" * 32).code == 6
+    assert cli("release", target, "--token", token).code == 0
+
+
+def test_a_waiter_is_woken_by_dlock_s_release_at_once_not_by_its_next_poll(target):
+    import threading
+
+    import dlock
+
+    lease = dlock.acquire(target)
+    woke: list[float] = []
+    waiter = threading.Thread(target=lambda: dlock.wait(target, timeout=20) and woke.append(time.monotonic()))
+    waiter.start()
+    time.sleep(3.0)  # the waiter's polling has backed off to 1 s pauses by now
+    released = time.monotonic()
+    lease.release()
+    waiter.join(timeout=10)
+    assert woke and woke[0] - released < 0.15, "woken by the release's PUBLISH, not a poll"
+
+
+def test_a_sigkilled_holder_s_lock_is_free_after_its_ttl(cli, target):
+    holder = cli.popen("acquire", target, "--hold", "--ttl", "2")
+    assert len(holder.stdout.readline().strip()) == 32
+    holder.send_signal(signal.SIGKILL)
+    holder.wait(timeout=5)
+    assert status(cli, target)[1] == 1
+    started = time.monotonic()
+    assert cli("wait", target, "--timeout", "10").code == 0
+    assert time.monotonic() - started < 3.5
+
+
+def test_run_exits_3_when_the_server_dies_under_it(redis_private, tmp_path, key):
+    cli = DlockRunner()
+    marker = tmp_path / "finished"
+    runner = cli.popen("run", f"{redis_private.url}/0/{key}", "--ttl", "3", "--grace", "1", "--",
+                       "sh", "-c", f"sleep 30; touch {marker}")
+    time.sleep(1.0)
+    assert runner.poll() is None
+    redis_private.stop()
+    assert runner.wait(timeout=20) == 3
+    assert "lost" in runner.stderr.read()
+    assert not marker.exists()
+
+
+def test_eight_processes_under_dlock_run_on_redis_lose_no_update(cli, target, tmp_path):
+    assert count_under_dlock_run(cli, target, tmp_path) == 40
+
+
+# -- list and clean ------------------------------------------------------------------------
+
+def test_list_finds_lock_keys_under_a_prefix_and_clean_removes_only_idle_keys_without_ttl(cli, redis_server, r):
+    root = f"{redis_server.url}/0/fleet-{uuid.uuid4().hex[:6]}/"
+    prefix = root.split("/0/", 1)[1]
+    r.set(f"{prefix}cache", "not a lock")
+    r.set(f"{prefix}forgotten", uuid.uuid4().hex)  # redis-py Lock(timeout=None) whose holder died
+    r.set(f"lock:{prefix}theirs", uuid.uuid4().hex, ex=60)
+    r.hset(f"{prefix}hash", "a", "b")
+    assert cli("acquire", f"{root}mine").code == 0
+    time.sleep(1.2)
+    listed = cli("list", root, "--json")
+    assert listed.code == 0, listed.err
+    rows = [json.loads(line) for line in listed.out.splitlines()]
+    assert [row["dataset"] for row in rows] == [f"{prefix}forgotten", f"{prefix}mine", f"lock:{prefix}theirs"]
+    assert [row["format"] for row in rows] == ["redis-py", "dlock", "python-redis-lock"]
+    time.sleep(1.2)  # listing read the keys: their idle time starts again
+    cleaned = cli("clean", root, "--older-than", "1s", "--yes", "--json")
+    assert cleaned.code == 0, cleaned.err
+    outcomes = {row["dataset"]: row["action"] for row in map(json.loads, cleaned.out.splitlines())}
+    assert outcomes == {f"{prefix}forgotten": "removed"}, "a key with a TTL goes by itself; never removed"
+    assert r.get(f"{prefix}forgotten") is None and r.get(f"{prefix}mine") is not None
+    assert r.get(f"{prefix}cache") == b"not a lock"
+
+
+def test_status_of_a_key_pattern_is_a_usage_error(cli, redis_server):
+    assert cli("status", f"{redis_server.url}/0/jobs/*").code == 2
