@@ -232,6 +232,10 @@ def test_eight_processes_under_dlock_run_on_redis_lose_no_update(cli, target, tm
     assert count_under_dlock_run(cli, target, tmp_path) == 40
 
 
+def test_four_dlock_runs_and_four_redis_py_lock_holders_lose_no_update_on_one_counter(cli, redis_server, target, key, tmp_path):
+    assert count_under_dlock_run(cli, target, tmp_path, redis_py_lock=(redis_server.url, key)) == 40
+
+
 # -- list and clean ------------------------------------------------------------------------
 
 def test_list_finds_lock_keys_under_a_prefix_and_clean_removes_only_idle_keys_without_ttl(cli, redis_server, r):
