@@ -123,14 +123,21 @@ class DlockRunner:
         )
 
 
-def count_under_dlock_run(cli: DlockRunner, target: str, directory: Path, workers: int = 8, rounds: int = 5) -> int:
+def count_under_dlock_run(cli: DlockRunner, target: str, directory: Path, workers: int = 8, rounds: int = 5,
+                          redis_py_lock: tuple[str, str] | None = None) -> int:
     """Workers that each read-increment-write a local counter `rounds` times under `dlock run
-    TARGET`; the counter's final value (workers x rounds unless an update was lost)."""
+    TARGET`; the counter's final value (workers x rounds unless an update was lost). With
+    `redis_py_lock` (server URL, key), every second worker holds redis-py's Lock on that key
+    instead of running under dlock."""
     counter = directory / "counter.txt"
     counter.write_text("0")
     command = f"{sys.executable} {TESTS / 'helpers' / 'counter.py'} {counter}"
     loop = f"for i in $(seq {rounds}); do dlock run {target} --timeout -1 -- {command} || exit 1; done"
-    procs = [subprocess.Popen(["sh", "-c", loop], env=cli.env, stderr=subprocess.PIPE, text=True) for _ in range(workers)]
+    loops = [["sh", "-c", loop]] * workers
+    if redis_py_lock is not None:
+        redis_py = [sys.executable, str(TESTS / "helpers" / "redis_py_counter.py"), *redis_py_lock, str(rounds), str(counter)]
+        loops[1::2] = [redis_py] * (workers // 2)
+    procs = [subprocess.Popen(argv, env=cli.env, stderr=subprocess.PIPE, text=True) for argv in loops]
     failures = [p.stderr.read() for p in procs if p.wait(timeout=300) != 0]
     assert not failures, failures
     return int(counter.read_text())

@@ -232,6 +232,62 @@ def test_eight_processes_under_dlock_run_on_redis_lose_no_update(cli, target, tm
     assert count_under_dlock_run(cli, target, tmp_path) == 40
 
 
+def test_four_dlock_runs_and_four_redis_py_lock_holders_lose_no_update_on_one_counter(cli, redis_server, target, key, tmp_path):
+    assert count_under_dlock_run(cli, target, tmp_path, redis_py_lock=(redis_server.url, key)) == 40
+
+
+# -- failover with Sentinel (a primary, a replica, a sentinel of the test's own; ~2 s each) ---------
+
+def wait_until(predicate, timeout: float) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_failover_a_lock_replicated_before_the_primary_dies_is_still_held_on_the_new_primary(
+        cli, redis_sentinel_group, key):
+    import redis
+
+    import dlock
+
+    group = redis_sentinel_group
+    refused = cli("acquire", f"{group.replica.url}/0/{key}")
+    assert refused.code == 4 and "read only replica" in refused.err, "dlock does not follow Sentinel"
+    dlock.acquire(f"{group.primary.url}/0/{key}", ttl=30, note="before failover")
+    with redis.Redis(port=group.replica.port) as replica:
+        wait_until(lambda: replica.get(key) is not None, timeout=5)
+    group.primary.kill()
+    wait_until(group.promoted_replica, timeout=30)
+    new_primary = f"{group.replica.url}/0/{key}"
+    assert cli("acquire", new_primary).code == 1, "busy on the new primary"
+    found, code = status(cli, new_primary)
+    assert code == 1 and found["locks"][0]["holder"]["note"] == "before failover"
+
+
+def test_failover_a_lock_the_replica_never_received_is_lost_and_a_second_acquire_succeeds(
+        cli, redis_sentinel_group, key):
+    import redis
+
+    import dlock
+
+    group = redis_sentinel_group
+    assert group.replica.process is not None
+    # A stopped replica's kernel would still buffer what the primary sends; the primary
+    # dropping the link as well keeps the write in the primary's backlog only.
+    group.replica.process.send_signal(signal.SIGSTOP)
+    try:
+        with redis.Redis(port=group.primary.port) as primary:
+            assert primary.client_kill_filter(_type="replica") == 1
+        dlock.acquire(f"{group.primary.url}/0/{key}", ttl=30)
+        group.primary.kill()
+    finally:
+        group.replica.process.send_signal(signal.SIGCONT)
+    wait_until(group.promoted_replica, timeout=30)
+    second = cli("acquire", f"{group.replica.url}/0/{key}")
+    assert second.code == 0, "the first holder's lock did not survive: two holders now"
+
+
 # -- list and clean ------------------------------------------------------------------------
 
 def test_list_finds_lock_keys_under_a_prefix_and_clean_removes_only_idle_keys_without_ttl(cli, redis_server, r):

@@ -1,5 +1,6 @@
 """Redis from Debian's package: a server of its own on a free loopback port, without
-persistence, always stopped in `finally`.
+persistence, always stopped in `finally`; for failover, a primary, its replica and a
+sentinel (`redis-server --sentinel`, so the redis-sentinel package is not needed).
 
 LOCK_TARGETS: a key on the session's server is a lock target (`lock_target_redis`), so the
 behavioural suite runs there wherever a verb means the same as on lock files.
@@ -10,7 +11,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import shutil
+import signal
 import subprocess
+import time
 import uuid
 from pathlib import Path
 from typing import Iterator
@@ -26,6 +29,7 @@ LOCK_TARGETS = ["redis"]
 class RedisServer:
     port: int
     directory: Path
+    config: Path | None = None  # a config file first on the command line (a sentinel's)
     process: subprocess.Popen | None = None  # type: ignore[type-arg]
 
     @property
@@ -34,7 +38,7 @@ class RedisServer:
 
     def start(self, *extra: str) -> bool:
         self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            ["redis-server", *([str(self.config)] if self.config else []), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
              "--dir", str(self.directory), *extra],
             stdout=open(self.directory / "redis.log", "wb"), stderr=subprocess.STDOUT)
         return wait_for_port(self.port, self.process)
@@ -44,14 +48,21 @@ class RedisServer:
             stop(self.process)
             self.process = None
 
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, nothing more sent to replicas."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+        self.process = None
+
 
 @contextlib.contextmanager
-def _server(directory: Path, *extra: str) -> Iterator[RedisServer]:
+def _server(directory: Path, *extra: str, config: Path | None = None) -> Iterator[RedisServer]:
     from conftest import server_unavailable
 
     if shutil.which("redis-server") is None:
         server_unavailable("Redis (Debian package redis-server; scripts/install-system-deps.sh installs it)")
-    server = RedisServer(free_port(), directory)
+    server = RedisServer(free_port(), directory, config)
     try:
         if not server.start(*extra):
             server_unavailable(f"Redis (log: {directory}/redis.log)")
@@ -81,3 +92,66 @@ def lock_target_redis(redis_server: RedisServer):  # type: ignore[no-untyped-def
 
     key = f"locks/ds-{uuid.uuid4().hex[:8]}"
     return LockTarget("redis", f"{redis_server.url}/0/{key}", DlockRunner(), key)
+
+
+@dataclasses.dataclass
+class SentinelGroup:
+    """A primary, its replica and one sentinel that watches them as master `m` (quorum 1)."""
+
+    primary: RedisServer
+    replica: RedisServer
+    sentinel: RedisServer
+
+    def primary_port(self) -> int:
+        """The port the sentinel names as the current primary's."""
+        import redis
+
+        with redis.Redis(port=self.sentinel.port, socket_timeout=2) as client:
+            return int(client.execute_command("SENTINEL", "get-master-addr-by-name", "m")[1])
+
+    def promoted_replica(self) -> bool:
+        """The sentinel names the replica as primary and the replica says it is one."""
+        import redis
+
+        try:
+            with redis.Redis(port=self.replica.port, socket_timeout=2) as client:
+                return self.primary_port() == self.replica.port and client.role()[0] == b"master"
+        except redis.RedisError:
+            return False
+
+    def ready(self) -> bool:
+        """The replica is in sync and the sentinel knows it (else a failover finds no replica)."""
+        import redis
+
+        with redis.Redis(port=self.replica.port, socket_timeout=2) as replica, \
+                redis.Redis(port=self.sentinel.port, socket_timeout=2) as sentinel:
+            return (replica.info("replication")["master_link_status"] == "up"
+                    and len(sentinel.execute_command("SENTINEL", "replicas", "m")) == 1)
+
+
+def _sentinel_config(directory: Path, primary_port: int) -> Path:
+    # The sentinel rewrites its config file as it learns the topology: a file of its own.
+    config = directory / "sentinel.conf"
+    config.write_text(f"sentinel monitor m 127.0.0.1 {primary_port} 1\n"
+                      "sentinel down-after-milliseconds m 500\n"
+                      "sentinel failover-timeout m 2000\n")
+    return config
+
+
+@pytest.fixture
+def redis_sentinel_group(tmp_path: Path) -> Iterator[SentinelGroup]:
+    """Fresh ports and servers for each test, all stopped in `finally` (a killed one too)."""
+    directories = {name: tmp_path / name for name in ("primary", "replica", "sentinel")}
+    for directory in directories.values():
+        directory.mkdir()
+    with contextlib.ExitStack() as servers:
+        primary = servers.enter_context(_server(directories["primary"], "--repl-diskless-sync-delay", "0"))
+        replica = servers.enter_context(_server(directories["replica"], "--replicaof", "127.0.0.1", str(primary.port)))
+        config = _sentinel_config(directories["sentinel"], primary.port)
+        sentinel = servers.enter_context(_server(directories["sentinel"], "--sentinel", config=config))
+        group = SentinelGroup(primary, replica, sentinel)
+        deadline = time.monotonic() + 20
+        while not group.ready():
+            assert time.monotonic() < deadline, f"replica or sentinel not ready (logs: {tmp_path})"
+            time.sleep(0.05)
+        yield group
