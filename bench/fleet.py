@@ -25,7 +25,7 @@ from typing import Iterator
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dlock import api, fleet  # noqa: E402
+from dlock import fleet  # noqa: E402
 from dlock.backends import tree  # noqa: E402
 from dlock.stores.base import Store  # noqa: E402
 from dlock.targets import open_backend  # noqa: E402

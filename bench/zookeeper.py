@@ -6,7 +6,6 @@ acquires), dlock against raw kazoo in the same run, on a standalone server on lo
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import tempfile

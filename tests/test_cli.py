@@ -19,7 +19,7 @@ def test_version_help_and_python_m_work(local_cli):
     version = local_cli("--version")
     first, libraries = version.out.strip().splitlines()
     assert version.code == 0 and first == f"dlock {__version__}"
-    for library in ("typer", "rich", "fsspec", "s3fs", "gcsfs", "kazoo"):
+    for library in ("typer", "rich", "fsspec", "s3fs", "gcsfs", "kazoo", "redis"):
         assert library in libraries
     help_text = local_cli("--help")
     assert help_text.code == 0

@@ -138,7 +138,7 @@ def _validity(ttl: Optional[str]) -> Dict[str, Any]:
     return {} if ttl is None else {"validity": check_ttl(parse_duration(ttl, what="--ttl"), what="--ttl")}
 
 
-BACKEND_LIBRARIES = ("typer", "click", "rich", "fsspec", "s3fs", "gcsfs", "kazoo")
+BACKEND_LIBRARIES = ("typer", "click", "rich", "fsspec", "s3fs", "gcsfs", "kazoo", "redis")
 
 
 def _version_callback(value: bool) -> None:
