@@ -11,15 +11,13 @@ from typing import Callable, Iterator, Mapping, TypedDict, TypeVar, Union
 
 from typing_extensions import Unpack
 
-from dlock.backends.base import Backend, Options
+from dlock.backends.base import Backend, Options, ProgressCallback
 from dlock.durations import check_timeout, check_ttl, format_duration
 from dlock.errors import CorruptLock, LockBusy, Refused, Remedy, UsageError
 from dlock.lease import CHECK_INTERVAL, Lease
-from dlock.backends.base import ProgressCallback
 from dlock.fleet import DEFAULT_DEPTH, removable
 from dlock.model import CleanReport, FleetLock, FleetReport, LockInfo, LockStatus, State
 from dlock.targets import open_backend
-
 
 DEFAULT_TTL = 300.0
 FIRST_DELAY, MAX_DELAY, BACKOFF = 0.05, 1.0, 1.5

@@ -87,6 +87,11 @@ class Lease:
                 self._mark_lost(str(exc))
                 raise
 
+    def raise_if_lost(self) -> None:
+        """LockLost if dlock already knows the lock is not ours, or it expired without a
+        refresh; asks the store nothing (confirm() does)."""
+        self._raise_if_gone()
+
     def _raise_if_gone(self, expiry_counts: bool = True) -> None:
         if self._released:
             raise LockLost(f"{self.target}: the lock was released.")

@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import contextlib
 import posixpath
-import time
 from typing import Iterator, Mapping
 
 from dlock.api import DEFAULT_TTL, Target, TargetOptions, lock, options, target_text
 from dlock.backends.layout import LOCK_NAME, SHORT_LOCKS
 from dlock.backends.lockfile import LockFileBackend
 from dlock.stores.base import Store
-from dlock.errors import LockLost, UsageError
+from dlock.errors import UsageError
 from dlock.lease import Lease
 from dlock.targets import open_backend
 
@@ -56,7 +55,7 @@ class Writer:
     def read_bytes(self, path: str) -> bytes:
         """The file's bytes; FileNotFoundError when there is none."""
         target = self._resolve(path)
-        self._check_held()
+        self.lease.raise_if_lost()  # a read asks no request
         data = self._store.read_data(target)
         if data is None:
             raise FileNotFoundError(f"{self._store.url(target)}: no such file")
@@ -64,7 +63,7 @@ class Writer:
 
     def exists(self, path: str) -> bool:
         target = self._resolve(path)
-        self._check_held()
+        self.lease.raise_if_lost()  # a read asks no request
         return self._store.data_exists(target)
 
     def delete(self, path: str) -> bool:
@@ -72,14 +71,6 @@ class Writer:
         target = self._resolve(path)
         self.lease.confirm()
         return self._store.delete_data(target)
-
-    def _check_held(self) -> None:
-        # Reads ask no request: the keeper's checks mark the lease lost, and a lease past
-        # its expiry without a successful refresh is not ours either, noticed or not.
-        if self.lease.lost:
-            raise LockLost(self.lease.lost_reason or f"{self.lease.target}: the lock was lost.")
-        if time.time() >= self.lease.expires:
-            raise LockLost(f"{self.lease.target}: the lock expired before it could be refreshed; nothing written.")
 
     def _resolve(self, path: str) -> str:
         """A path inside the dataset, never the lock files, never outside."""
