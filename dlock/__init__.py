@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 from dlock._version import __version__
-from dlock.api import acquire, lock, refresh, release, status, wait
+from dlock.api import acquire, check, lock, refresh, release, status, wait
 from dlock.errors import (
     BackendError,
     CorruptLock,
@@ -28,7 +28,7 @@ from dlock.model import Holder, LockInfo, LockStatus, State
 
 __all__ = [
     "__version__",
-    "acquire", "lock", "refresh", "release", "status", "wait",
+    "acquire", "check", "lock", "refresh", "release", "status", "wait",
     "writer", "Writer", "Lease", "Holder", "LockInfo", "LockStatus", "State",
     "DLockError", "LockBusy", "LockLost", "NotOwner", "Refused", "CorruptLock",
     "BackendError", "NotFound", "UsageError", "Interrupted",

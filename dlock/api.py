@@ -13,7 +13,7 @@ from typing_extensions import Unpack
 
 from dlock.backends.base import Backend, Options, ProgressCallback
 from dlock.durations import check_timeout, check_ttl, format_duration
-from dlock.errors import CorruptLock, LockBusy, Refused, Remedy, UsageError
+from dlock.errors import CorruptLock, LockBusy, NotOwner, Refused, Remedy, UsageError
 from dlock.lease import CHECK_INTERVAL, Lease
 from dlock.fleet import DEFAULT_DEPTH, removable
 from dlock.model import CleanReport, FleetLock, FleetReport, LockInfo, LockStatus, State
@@ -126,6 +126,22 @@ def refresh(target: Target, token: str, *, ttl: float = DEFAULT_TTL, **target_op
     lease = Lease(backend, backend.adopt(token, ttl=ttl))
     lease.refresh()
     return lease
+
+
+def check(target: Target, token: str, *, fence: int | None = None, **target_options: Unpack[TargetOptions]) -> LockInfo:
+    """The lock, if `token` holds it now (and its fence is `fence`, when given): the last
+    question a job asks before it commits. Raises NotOwner otherwise: released, taken over,
+    forced away, expired, or holding under another fence."""
+    if not isinstance(token, str) or not token:
+        raise UsageError("check needs the owner token that acquire printed.")
+    if fence is not None and (not isinstance(fence, int) or isinstance(fence, bool) or fence < 1):
+        raise UsageError(f"a fence is a positive whole number, not {fence!r}.")
+    with open_backend(target_text(target), options(**target_options)) as backend:
+        info = backend.owned_by(token)
+    if fence is not None and info.fence != fence:
+        held = "no fence" if info.fence is None else f"fence {info.fence}"
+        raise NotOwner(f"{info.path}: the token holds the lock under {held}, not fence {fence}.")
+    return info
 
 
 def release(

@@ -35,12 +35,15 @@ def pid_alive(pid: int) -> bool:
 
 
 def holder_payload(
-    token: str, ttl: float, note: str | None, created: float | None = None, now: float | None = None
+    token: str, ttl: float, note: str | None, created: float | None = None, now: float | None = None,
+    fence: int | None = None,
 ) -> dict[str, object]:
     """Who holds a lock, as dlock stores it (a lock file's JSON tag, a ZooKeeper node's data).
-    `owner` is the token that proves ownership; the rest is for people."""
+    `owner` is the token that proves ownership; `fence` the acquisition's fencing number
+    once it has one; the rest is for people."""
     now = time.time() if now is None else now
-    return {
+    fenced: dict[str, object] = {} if fence is None else {"fence": fence}
+    return fenced | {
         "owner": token,
         "host": socket.gethostname(),
         "pid": os.getpid(),
@@ -71,6 +74,13 @@ def holder_from_payload(payload: Mapping[str, object], base: Holder) -> Holder:
         tool=text(payload.get("tool")) or base.tool,
         pid_alive=pid_alive(pid) if this_machine and pid else None,
     )
+
+
+def fence_of(value: object) -> int | None:
+    """A fencing number from stored data: a positive integer below 2**63, else None."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**63:
+        return value
+    return None
 
 
 def text(value: object) -> str | None:

@@ -59,6 +59,23 @@ class Lease:
         return self._handle.expires_at
 
     @property
+    def fence(self) -> int:
+        """This acquisition's fencing number: larger than that of every earlier acquisition of
+        the same lock, across releases and takeovers. Hand it to what the lock protects, so it
+        can refuse a holder that was paused past its ttl (whose fence is smaller).
+
+        ZooKeeper and Redis number every acquisition at no cost; a lock file raises its
+        counter (`<lock>.fence`) on the first read, two or three requests, and raises
+        LockLost if the lock stopped being ours before that."""
+        with self._mutex:
+            self._raise_if_gone()
+            try:
+                return self._handle.fence()
+            except LockLost as exc:
+                self._mark_lost(str(exc))
+                raise
+
+    @property
     def lost(self) -> bool:
         return self._lost_reason is not None
 

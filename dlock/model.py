@@ -86,6 +86,7 @@ class LockInfo:
     warning: str | None = None
     waiting: bool = False  # ZooKeeper: a contender that does not hold the lock yet
     fingerprint: str | None = None  # identifies the exact object judged; removal checks it
+    fence: int | None = None  # the holder's fencing number, when it has one (see dlock.fence)
 
 
 @dataclasses.dataclass(frozen=True)

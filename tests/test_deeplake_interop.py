@@ -103,3 +103,29 @@ def test_dlock_run_guards_a_deeplake_job_with_lock_enabled_false(dataset, deepla
     assert result.code == 0, result.err[-2000:]
     assert result.out.strip().endswith("3")
     assert local_cli("status", str(dataset)).code == 0
+
+
+WRITE_COMMIT_RELOAD = """
+import sys, deeplake
+ds = deeplake.load(sys.argv[1], read_only=False, verbose=False)
+ds.x.append(3)
+ds.commit("after fences")
+ds.x.append(4)
+ds.flush()
+ds = deeplake.load(sys.argv[1], read_only=True, verbose=False)
+print(len(ds.x), [int(v) for v in ds.x.numpy().ravel()], len(ds.commits))
+"""
+
+
+def test_deeplake_works_on_a_dataset_holding_dlock_fence_counters(dataset, deeplake_python, local_cli):
+    """The fencing counter beside a lock file is invisible to Deep Lake 3."""
+    for _ in range(2):
+        taken = local_cli("acquire", str(dataset), "--json")
+        assert taken.code == 0, taken.err
+        assert local_cli("release", str(dataset), "--token", json.loads(taken.out)["token"]).code == 0
+    counters = list(dataset.rglob("*.fence"))
+    assert [path.name for path in counters] == ["dataset_lock.lock.fence"]  # one, at the root
+    assert json.loads(counters[0].read_text())["fence"] == 2
+    assert deeplake(deeplake_python, WRITE_COMMIT_RELOAD, str(dataset)) == "4 [1, 2, 3, 4] 2"
+    taken = local_cli("acquire", str(dataset), "--json")  # a new head's lock: fences keep growing
+    assert taken.code == 0 and json.loads(taken.out)["fence"] == 3

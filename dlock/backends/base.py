@@ -56,6 +56,12 @@ class LeaseHandle(abc.ABC):
         """Raise LockLost unless the lock is still ours: one read of the lock file, or what a
         ZooKeeper node watch already knows (no request)."""
 
+    @abc.abstractmethod
+    def fence(self) -> int:
+        """This acquisition's fencing number, larger than any earlier acquisition's of the same
+        lock. A lock file raises its counter on the first call; LockLost if by then the lock is
+        no longer ours."""
+
     def on_lost(self, callback: Callable[[str], None]) -> None:
         """Call `callback(reason)` when the backend itself notices the loss (ZooKeeper does)."""
 
@@ -82,6 +88,11 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def adopt(self, token: str, *, ttl: float) -> LeaseHandle:
         """The lease of another process of ours, proven by its token (a refresh or release by token)."""
+
+    @abc.abstractmethod
+    def owned_by(self, token: str) -> LockInfo:
+        """The lock as it stands, if `token` holds it now (valid, not waiting in line);
+        NotOwner otherwise. What `dlock check` asks."""
 
     @abc.abstractmethod
     def remove(self, *, force: bool, if_stale: bool, seen: LockInfo | None, include_waiters: bool = False) -> list[LockInfo]:

@@ -16,7 +16,7 @@ from dlock.backends.layout import LockFile
 from dlock.stores.base import Stored
 from dlock.durations import MAX_TTL, format_duration
 from dlock.errors import CorruptLock
-from dlock.identity import holder_from_payload, number, pid_alive
+from dlock.identity import fence_of, holder_from_payload, number, pid_alive
 from dlock.model import Holder, LockInfo, State
 
 # No lock lives longer than the longest ttl dlock writes; a time further ahead is garbage.
@@ -60,6 +60,7 @@ def judge_lock(lock: LockFile, stored: Stored | None, validity: float | None, no
         clock_skew=skew,
         warning=_unprotected_warning(state, holder, record),
         fingerprint=fingerprint,
+        fence=fence_of((record.payload or {}).get("fence")),
     )
 
 

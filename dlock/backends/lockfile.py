@@ -15,11 +15,12 @@ import time
 from dlock import codec
 from dlock.backends import tree
 from dlock.backends.base import Backend, LeaseHandle, Options, ProgressCallback
+from dlock.backends.fence import counter_path, raise_fence
 from dlock.backends.judge import judge_lock, owner_of, same_holder
 from dlock.backends.layout import LOCK_NAME, DatasetLayout, LockFile
 from dlock.stores.base import AlreadyExists, Conflict, Store, Stored
 from dlock.errors import CorruptLock, DLockError, LockBusy, LockLost, NotOwner, Remedy, UsageError
-from dlock.identity import holder_payload, number
+from dlock.identity import fence_of, holder_payload, number
 from dlock.model import FleetLock, FleetReport, Kind, LockInfo, LockStatus, Removal, State, held_by
 
 
@@ -32,6 +33,12 @@ class LockFileBackend(Backend):
         self.atomic = store.atomic
         self.layout = DatasetLayout(store, dataset, target, options)
         self._found: dict[str, Stored] = {}  # what scan() judged, for removals conditional on it
+
+    @property
+    def _counter(self) -> str:
+        """One fencing counter per dataset, at its root, for the locks of every head: a commit
+        moves the head's lock to a new file, and fences must keep growing across it."""
+        return counter_path(self.store.join(self.dataset, LOCK_NAME))
 
     def ensure_exists(self) -> None:
         """NotFound unless the dataset exists (one or two requests, no listing of versions)."""
@@ -87,7 +94,7 @@ class LockFileBackend(Backend):
             self._insist_ours(lock, stored, token)
             if kind is Kind.DEEPLAKE and self.store.deeplake_settle > 0:
                 stored = self._outlast_deeplake_verify(lock, token)
-            return FileLease(self.store, self.target, lock.path, token, ttl, note, stored)
+            return FileLease(self.store, self.target, lock.path, token, ttl, note, stored, self._counter)
         except LockBusy:
             raise  # not ours: removes nothing
         except BaseException:
@@ -149,7 +156,17 @@ class LockFileBackend(Backend):
             raise NotOwner(f"{self.target} is not locked; the lock was released or removed. Acquire it again.")
         if owner_of(current) != token:
             raise NotOwner(f"{self.target}: the token does not own this lock (it was taken over or forced away).")
-        return FileLease(self.store, self.target, lock.path, token, ttl, None, current)
+        return FileLease(self.store, self.target, lock.path, token, ttl, None, current, self._counter)
+
+    def owned_by(self, token: str) -> LockInfo:
+        lock = self.layout.locate()[1]
+        current = self.store.read(lock.path)
+        info = self._judge(lock, current)
+        if current is None or owner_of(current) != token:
+            raise NotOwner(f"{self.target}: the token does not own the lock (it was released, taken over or forced away).")
+        if info.state is not State.HELD:
+            raise NotOwner(f"{self.target}: the token's lock expired; another process may take it over now.")
+        return info
 
     # -- removing without a token ------------------------------------------------------
 
@@ -183,8 +200,9 @@ class FileLease(LeaseHandle):
     """Our lock file: every operation conditional on the version we last wrote or saw."""
 
     def __init__(self, store: Store, target: str, path: str, token: str, ttl: float, note: str | None,
-                 stored: Stored) -> None:
+                 stored: Stored, counter: str) -> None:
         self.store = store
+        self.counter = counter
         self.target = target
         self.path = path
         self.token = token
@@ -196,9 +214,20 @@ class FileLease(LeaseHandle):
         self.note = note if note is not None else str(payload.get("note") or "")
         self.created = number(payload.get("created")) or time.time()
         self.expires_at = record.time
+        self._fence = fence_of(payload.get("fence"))  # set once raised, kept by every refresh
 
-    def refresh(self) -> float:
-        data = _lock_bytes(self.token, self.ttl, self.note, created=self.created, node_id=self.node_id)
+    def fence(self) -> int:
+        """Raise the counter beside the lock, then write the number into our lock,
+        conditionally: a lock lost in between gives no number (see dlock.backends.fence)."""
+        if self._fence is None:
+            value = raise_fence(self.store, self.counter, self.target)
+            self.refresh(fence=value)
+        assert self._fence is not None
+        return self._fence
+
+    def refresh(self, fence: int | None = None) -> float:
+        fence = self._fence if fence is None else fence
+        data = _lock_bytes(self.token, self.ttl, self.note, created=self.created, node_id=self.node_id, fence=fence)
         try:
             stored = self.store.replace(self.path, data, self.stored)
         except Conflict:
@@ -212,6 +241,7 @@ class FileLease(LeaseHandle):
             raise LockLost(f"{self.target}: the lock was overwritten by another writer and is no longer ours.")
         self.stored = stored
         self.expires_at = codec.decode(stored.data).time
+        self._fence = fence
         return self.expires_at
 
     def confirm(self) -> None:
@@ -242,7 +272,8 @@ class FileLease(LeaseHandle):
 
 
 def _lock_bytes(token: str, ttl: float, note: str | None, created: float | None = None,
-                node_id: int | None = None) -> bytes:
+                node_id: int | None = None, fence: int | None = None) -> bytes:
     now = time.time()
     node = codec.random_node_id() if node_id is None else node_id
-    return codec.encode(codec.LockRecord(node, now + ttl, payload=holder_payload(token, ttl, note, created, now)))
+    payload = holder_payload(token, ttl, note, created, now, fence)
+    return codec.encode(codec.LockRecord(node, now + ttl, payload=payload))

@@ -243,8 +243,10 @@ def acquire(
         )
     with _signals_interrupt(), output.WaitDisplay(target) as display:
         lease = api.acquire(target, timeout=wait_seconds, ttl=ttl_seconds, note=note, shared=shared, on_wait=display, **opts)
-    document = {"target": target, "path": lease.path, "token": lease.token, "expires_at": lease.expires, "ttl": lease.ttl}
     try:
+        fence = lease.fence
+        document = {"target": target, "path": lease.path, "token": lease.token, "fence": fence,
+                    "expires_at": lease.expires, "ttl": lease.ttl}
         if json_output:
             output.emit_json(document)
         else:
@@ -254,7 +256,7 @@ def acquire(
         _give_back(lease)
         raise
     if not json_output:
-        output.say(f"Locked {lease.path} (expires {output.relative(lease.expires)}).")
+        output.say(f"Locked {lease.path} (fence {fence}, expires {output.relative(lease.expires)}).")
     if hold:
         sys.stdout.flush()
         raise typer.Exit(hold_until_signal(lease, check))
@@ -287,6 +289,25 @@ def refresh(
         output.emit_json({"target": target, "path": lease.path, "expires_at": lease.expires, "ttl": lease.ttl})
     else:
         output.say(f"Refreshed {lease.path} (expires {output.relative(lease.expires)}).")
+
+
+@app.command(cls=_Command)
+@with_target_options(*ALL_TARGET_OPTIONS)
+def check(
+    target: str = Target,
+    token: str = typer.Option(..., "--token", help="The owner token `acquire` printed.", envvar="DLOCK_TOKEN", show_envvar=True),
+    fence: Optional[int] = typer.Option(None, "--fence", min=1, help="Also require this fencing number.", envvar="DLOCK_FENCE", show_envvar=True),
+    json_output: bool = Json,
+    *,
+    opts: Dict[str, Any],
+) -> None:
+    """Exit 0 if TOKEN still holds the lock (under FENCE, if given), else 6: the last call before a commit."""
+    info = api.check(target, token, fence=fence, **opts)
+    if json_output:
+        output.emit_json({"target": target, "path": info.path, "owned": True, "fence": info.fence, "expires_at": info.expires_at})
+    else:
+        fenced = f"fence {info.fence}, " if info.fence is not None else ""
+        output.say(f"The token holds {info.path} ({fenced}{output.expiry_text(info) or 'held'}).")
 
 
 @app.command(cls=_Command)

@@ -151,11 +151,16 @@ def _row(status: LockStatus, lock: LockInfo) -> tuple[str, ...]:
         _short(status, lock),
         lock.branch or "",
         STATE_LABEL[lock.state] + (" (waiting)" if lock.waiting else ""),
-        holder_text(lock.holder) or (lock.reason or ""),
+        _holder_cell(lock),
         expiry_text(lock),
         format_duration(lock.age) if lock.age is not None and lock.state is not State.ABSENT else "",
         skew,
     )
+
+
+def _holder_cell(lock: LockInfo) -> str:
+    text = holder_text(lock.holder) or (lock.reason or "")
+    return f"{text} fence {lock.fence}".lstrip() if lock.fence is not None else text
 
 
 def _skew_text(skew: float | None) -> str:

@@ -20,7 +20,16 @@ FORWARDED = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT, signal.SIGQUIT)
 
 def run_locked(lease: Lease, command: Sequence[str], grace: float, check_interval: float) -> int:
     """Run `command` while `lease` is refreshed; its exit status, or 3 if the lock was lost."""
-    env = dict(os.environ, DLOCK_TARGET=lease.target, DLOCK_TOKEN=lease.token, DLOCK_LOCK_HELD="1")
+    try:
+        fence = lease.fence
+    except LockLost as exc:
+        output.error(f"lock lost before {command[0]!r} started: {exc}")
+        return LOST
+    except BaseException:
+        _release_quietly(lease)
+        raise
+    env = dict(os.environ, DLOCK_TARGET=lease.target, DLOCK_TOKEN=lease.token, DLOCK_FENCE=str(fence),
+               DLOCK_LOCK_HELD="1")
     # On a terminal the child shares our process group, so Ctrl-C reaches it directly
     # (and it can read the terminal); otherwise it gets its own group and we forward.
     own_group = not sys.stdin.isatty()

@@ -13,7 +13,7 @@ from dlock.backends.redis.client import RedisClient, parse_target
 from dlock.backends.redis.keyspace import pattern_of
 from dlock.backends.redis.holders import describe, holder_json
 from dlock.backends.redis.lease import RedisLease
-from dlock.backends.redis.recipe import ACQUIRE, DELETE, candidates, channel, layout_of, meta_key
+from dlock.backends.redis.recipe import ACQUIRE, DELETE, candidates, channel, fence_key, fingerprint, layout_of, meta_key
 from dlock.errors import CorruptLock, LockBusy, NotOwner, Remedy, UsageError
 from dlock.model import FleetLock, FleetReport, Kind, LockInfo, LockStatus, Removal, State, held_by
 
@@ -72,20 +72,25 @@ class RedisBackend(Backend):
         if shared:
             raise UsageError(f"{self.target}: a Redis lock is exclusive; there are no shared Redis locks.")
         token = uuid.uuid4().hex
-        keys = [self.key, meta_key(self.key), *candidates(self.key)[1:]]
+        keys = [self.key, meta_key(self.key), fence_key(self.key), *candidates(self.key)[1:]]
         ms = int(ttl * 1000)
         started = time.time()
-        if self.client.call(lambda r: r.eval(ACQUIRE, len(keys), *keys, token, ms, holder_json(token, ttl, note))):
-            return RedisLease(self.client, self.key, token, ttl, expires_at=started + ttl)
+        fence = self.client.call(lambda r: r.eval(ACQUIRE, len(keys), *keys, token, ms, holder_json(token, ttl, note)))
+        if fence:
+            return RedisLease(self.client, self.key, token, ttl, expires_at=started + ttl, fence=int(fence))
         info = self._held()
         if info.state is State.CORRUPT:
             raise CorruptLock(f"{self.target}: {info.path} is {info.reason}.", remedy=Remedy.FORCE_RELEASE)
         raise LockBusy(f"{self.target} is locked{held_by(info)}.", holder=info)
 
     def adopt(self, token: str, *, ttl: float) -> LeaseHandle:
-        if self.client.call(lambda r: r.get(self.key)) != token.encode():
+        return RedisLease(self.client, self.key, token, ttl, fence=self.owned_by(token).fence)
+
+    def owned_by(self, token: str) -> LockInfo:
+        info = describe(self.client, self.key)
+        if info is None or info.fingerprint != fingerprint(token):
             raise NotOwner(f"{self.target}: the lock is not held under that token (it expired, or another holder has it).")
-        return RedisLease(self.client, self.key, token, ttl)
+        return info
 
     # -- removing -----------------------------------------------------------------------
 

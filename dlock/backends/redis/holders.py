@@ -13,7 +13,7 @@ import redis
 
 from dlock.backends.redis.client import RedisClient
 from dlock.backends.redis.recipe import fingerprint, layout_of, meta_key
-from dlock.identity import holder_from_payload, holder_payload, number
+from dlock.identity import fence_of, holder_from_payload, holder_payload, number
 from dlock.model import Holder, LockInfo, State
 
 NEVER_EXPIRES = ("the key has no TTL, so it never expires: a holder that died leaves it for good "
@@ -56,6 +56,7 @@ def describe(client: RedisClient, key: str, token_shaped: bool = False) -> LockI
         ttl=number(payload.get("ttl")) if payload else None,
         warning=NEVER_EXPIRES if pttl < 0 else None,
         fingerprint=fingerprint(token),
+        fence=fence_of(payload.get("fence")) if payload else None,
     )
 
 

@@ -16,7 +16,7 @@ from typing import Iterator
 from dlock.backends.base import ProgressCallback
 from dlock.backends.redis.client import RedisClient
 from dlock.backends.redis.holders import describe
-from dlock.backends.redis.recipe import CHANNEL_SUFFIX, FOREIGN, META_SUFFIX
+from dlock.backends.redis.recipe import CHANNEL_SUFFIX, FENCE_SUFFIX, FOREIGN, META_SUFFIX
 from dlock.model import FleetLock, FleetReport, Kind
 
 BATCH = 500  # keys asked for per SCAN call: small enough not to stall the server
@@ -59,7 +59,7 @@ def _string_keys(client: RedisClient, patterns: list[str]) -> Iterator[str]:
             cursor, names = client.call(lambda r: r.scan(cursor, match=pattern, count=BATCH, _type="string"))
             for raw in names:
                 name = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
-                if name not in seen and not name.endswith((META_SUFFIX, CHANNEL_SUFFIX)):
+                if name not in seen and not name.endswith((META_SUFFIX, CHANNEL_SUFFIX, FENCE_SUFFIX)):
                     seen.add(name)
                     yield name
             if cursor == 0:

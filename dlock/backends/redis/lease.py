@@ -12,8 +12,10 @@ from dlock.errors import LockLost
 
 
 class RedisLease(LeaseHandle):
-    def __init__(self, client: RedisClient, key: str, token: str, ttl: float, expires_at: float | None = None) -> None:
+    def __init__(self, client: RedisClient, key: str, token: str, ttl: float, expires_at: float | None = None,
+                 fence: int | None = None) -> None:
         self.client = client
+        self._fence = fence  # raised by the acquire script; None for a lease adopted without one
         self.path = key
         self.token = token
         self.ttl = ttl
@@ -31,6 +33,11 @@ class RedisLease(LeaseHandle):
             raise self._gone("refresh refused")
         self.expires_at = started + self.ttl
         return self.expires_at
+
+    def fence(self) -> int:
+        if self._fence is None:
+            raise LockLost(f"{self.client.target}: this lock was taken without a fencing number.")
+        return self._fence
 
     def confirm(self) -> None:
         if self.client.call(lambda r: r.get(self.path)) != self.token.encode():

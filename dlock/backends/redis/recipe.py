@@ -17,6 +17,7 @@ import dataclasses
 import hashlib
 
 META_SUFFIX = ":dlock"  # the holder JSON beside a lock dlock took
+FENCE_SUFFIX = ":dlock-fence"  # the lock's fencing counter: INCR by each dlock acquisition, never expires
 CHANNEL_SUFFIX = ":dlock-released"  # published on every release dlock makes: waiters wake
 
 
@@ -53,16 +54,19 @@ def candidates(key: str) -> list[str]:
     return [key] + [layout.prefix + key for layout in FOREIGN]
 
 
-# KEYS: lock, meta, the prefixed keys of the same name. ARGV: token, ms, holder JSON.
-# SET NX PX as redis-py's acquire; a python-redis-lock or pottery holder of the same name
-# makes us wait too, as status reports it held.
+# KEYS: lock, meta, fence counter, the prefixed keys of the same name. ARGV: token, ms,
+# holder JSON (an object). SET NX PX as redis-py's acquire; a python-redis-lock or pottery
+# holder of the same name makes us wait too, as status reports it held. Returns the
+# acquisition's fence (the counter raised in the same script, so in the same order as the
+# acquisitions), or 0 when the lock is held.
 ACQUIRE = """
-for i = 3, #KEYS do
+for i = 4, #KEYS do
     if redis.call('exists', KEYS[i]) == 1 then return 0 end
 end
 if not redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 0 end
-redis.call('set', KEYS[2], ARGV[3], 'PX', ARGV[2])
-return 1
+local fence = redis.call('incr', KEYS[3])
+redis.call('set', KEYS[2], '{"fence":' .. fence .. ',' .. string.sub(ARGV[3], 2), 'PX', ARGV[2])
+return fence
 """
 
 # KEYS: lock, meta. ARGV: token, ms. As redis-py's extend with replace_ttl: ours only.
@@ -99,6 +103,10 @@ def fingerprint(token: str) -> str:
 
 def meta_key(key: str) -> str:
     return key + META_SUFFIX
+
+
+def fence_key(key: str) -> str:
+    return key + FENCE_SUFFIX
 
 
 def channel(key: str) -> str:

@@ -11,7 +11,7 @@ from dlock.backends.zookeeper.client import ZkClient, parse_target
 from dlock.backends.zookeeper.holders import describe, describe_all, node_data
 from dlock.backends.zookeeper.lease import ZkLease
 from dlock.backends.zookeeper.recipe import READ, WRITE, Contender, blockers, contenders, predecessor
-from dlock.errors import LockBusy, NotFound, Remedy, UsageError
+from dlock.errors import LockBusy, NotFound, NotOwner, Remedy, UsageError
 from dlock.model import FleetLock, FleetReport, Kind, LockInfo, LockStatus, State, held_by
 
 if TYPE_CHECKING:
@@ -95,6 +95,15 @@ class ZooKeeperBackend(Backend):
             "or released by token from another process. Stop the holder, or release it by force.",
             remedy=Remedy.FORCE_RELEASE,
         )
+
+    def owned_by(self, token: str) -> LockInfo:
+        for lock in self.status().locks:
+            if token and lock.path.rsplit("/", 1)[-1].startswith(token + "__"):
+                if lock.waiting:
+                    raise NotOwner(f"{self.target}: the token's contender is still waiting in line; it does not hold the lock.")
+                return lock
+        raise NotOwner(f"{self.target}: no contender with that token holds the lock (released, forced away, "
+                       "or its session ended).")
 
     # -- removing -----------------------------------------------------------------------
 

@@ -32,6 +32,7 @@ def describe(client: ZkClient, lock_path: str, contender: Contender, ordered: li
         return None
     data, stat = found
     created = stat.ctime / 1000.0
+    waiting = not holds(contender, ordered)
     return LockInfo(
         path=path,
         state=State.HELD,
@@ -39,9 +40,10 @@ def describe(client: ZkClient, lock_path: str, contender: Contender, ordered: li
         holder=holder_of(contender, data, stat),
         written_at=created,
         age=time.time() - created,
-        waiting=not holds(contender, ordered),
+        waiting=waiting,
         # czxid names this node among all that ever had its path; version changes with its data
         fingerprint=f"{stat.czxid:x}.{stat.version}",
+        fence=None if waiting else stat.czxid,
     )
 
 

@@ -38,7 +38,12 @@ class ZkLease(LeaseHandle):
         self._lost = False
         self._deadline: threading.Timer | None = None
         client.add_listener(self._on_state)
-        client.exists(path, watch=self._on_node_event)
+        stat = client.exists(path, watch=self._on_node_event)
+        # The node's creation zxid: ZooKeeper's zxids only grow, and the recipe gives the
+        # lock to contenders in the order their nodes were created, so each holder's is
+        # larger than every earlier holder's.
+        self._fence: int | None = int(stat.czxid) if stat is not None else None
+        self._lost = stat is None
 
     # -- what the session and the node watch tell us ----------------------------------
 
@@ -96,6 +101,11 @@ class ZkLease(LeaseHandle):
 
     def on_lost(self, callback: Callable[[str], None]) -> None:
         self._callbacks.append(callback)
+
+    def fence(self) -> int:
+        if self._lost or self._fence is None:
+            raise LockLost(f"{self.client.target}: the lock node is gone.")
+        return self._fence
 
     def confirm(self) -> None:
         if self._lost:
