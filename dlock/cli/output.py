@@ -72,6 +72,16 @@ def emit(text: str) -> None:
     _line(text)
 
 
+def emit_document(text: str) -> None:
+    """A document in another program's format (Prometheus metrics): exact when piped, where a
+    program reads it; each line escaped on a terminal, where a person does."""
+    if sys.stdout.isatty():
+        for line in text.splitlines():
+            _line(line)
+    else:
+        sys.stdout.write(text)
+
+
 def emit_json(document: Any) -> None:
     print(json.dumps(to_jsonable(document), indent=2))
 
