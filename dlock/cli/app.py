@@ -550,6 +550,7 @@ def clean(
     def confirm(chosen: List[FleetLock]) -> bool:
         if yes:
             return True
+        progress.stop()  # the question, not the finished bar, has the terminal
         output.render_fleet(chosen, stream=sys.stderr)
         return click.confirm(f"Remove {output.plural(len(chosen), 'lock')}?", default=False, err=True)
 
