@@ -10,12 +10,13 @@ import struct
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import FIXTURES, TESTS, DlockRunner
+from conftest import FIXTURES, TESTS, DlockRunner, Site
 
 ODD_NAMES = ['quo"ted', "new\nline", "back\\slash", "tab\tand ünïcode"]
 DEEPLAKE_NODE = "02:fc:00:00:00:01"  # the node id in the real Deep Lake lock files of fixtures/
@@ -190,3 +191,21 @@ def test_plain_list_does_not_import_prometheus_client(tmp_path):
     result = subprocess.run([sys.executable, "-c", probe, str(tmp_path)], capture_output=True, text=True,
                             env={**os.environ, "PYTHONPATH": str(TESTS.parent)})
     assert result.stdout.strip().splitlines()[-1] == "LOADED=False", result
+
+
+def test_metrics_of_a_tree_on_every_store(site: Site, dlock_cli: DlockRunner):
+    """The same figures whether the lock files are on disk, S3 or GCS (a flat listing per folder)."""
+    root = f"{site.root.rstrip('/')}/fleet-{uuid.uuid4().hex[:8]}"
+    site.put(f"{root}/held/dataset_meta.json", b"{}")
+    site.put(f"{root}/team/crashed/dataset_meta.json", b"{}")
+    site.put(f"{root}/team/crashed/dataset_lock.lock", (FIXTURES / "root.lock").read_bytes())
+    site.put(f"{root}/team/torn/dataset_meta.json", b"{}")
+    site.put(f"{root}/team/torn/dataset_lock.lock", b"\x01\x02\x03")
+    assert dlock_cli("acquire", f"{root}/held", "--ttl", "120").code == 0
+    result = dlock_cli("list", root, "--format", "prometheus")
+    assert result.code == 0, result.err
+    found = metrics(result.out)
+    assert [one(found["dlock_locks"], state=state) for state in ("held", "stale", "corrupt")] == [1, 1, 1]
+    assert one(found["dlock_datasets"]) == 3
+    listed = json.loads(dlock_cli("list", root, "--held", "--json").out)  # labels name a lock as `list` does
+    assert 60 < one(found["dlock_lock_ttl_remaining_seconds"], dataset=listed["dataset"], lock=listed["path"]) <= 120

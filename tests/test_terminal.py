@@ -227,3 +227,17 @@ def test_the_scan_reports_folders_done_of_a_known_total_then_lock_files_read(fle
     assert {total for _, _, total, _ in folders} == {30} and folders[-1][0] == 30
     assert [done for done, *_ in folders] == sorted(done for done, *_ in folders)  # a bar never goes back
     assert reads == [(1, 1, 1, "lock files")] and report.count(State.HELD) == 1
+
+
+def test_metrics_on_a_terminal_show_a_hostile_name_escaped_and_piped_keep_it_exact(local_cli, tmp_path):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    dataset = tmp_path / ("evil" + INJECTED)
+    dataset.mkdir()
+    write_lock(dataset)
+    raw = on_terminal("list", str(tmp_path), "--format", "prometheus", columns=120)
+    assert "\x1b" not in raw and "\x07" not in raw, repr(raw)
+    assert "evil" + SHOWN in raw
+    piped = local_cli("list", str(tmp_path), "--format", "prometheus").out
+    held = next(family for family in text_string_to_metric_families(piped) if family.name == "dlock_lock_held_seconds")
+    assert [sample.labels["dataset"] for sample in held.samples] == [str(dataset)]
