@@ -30,7 +30,7 @@ def require() -> None:
     try:
         import prometheus_client  # noqa: F401
     except ImportError as exc:
-        raise UsageError(f"--format prometheus needs the prometheus_client library, which is not installed: {INSTALL}.") from exc
+        raise UsageError(f"Prometheus metrics need the prometheus_client library, which is not installed: {INSTALL}.") from exc
 
 
 def registry_for(root: str, report: FleetReport | None, *, duration: float | None = None,
@@ -40,6 +40,7 @@ def registry_for(root: str, report: FleetReport | None, *, duration: float | Non
     require()
     from prometheus_client import CollectorRegistry, Gauge
 
+    now = time.time() if now is None else now
     registry = CollectorRegistry()
 
     def gauge(name: str, documentation: str, labels: tuple[str, ...] = ("root",)) -> Gauge:
@@ -49,11 +50,11 @@ def registry_for(root: str, report: FleetReport | None, *, duration: float | Non
     gauge("dlock_scan_success", "1 if the scan of the root completed, 0 if it failed as a whole.").labels(root_label).set(report is not None)
     gauge("dlock_scan_errors", "Directories (or the root) that could not be listed in the last scan.").labels(root_label).set(
         1 if report is None else len(report.errors))
-    gauge("dlock_scan_timestamp_seconds", "When the last scan ended, in Unix time.").labels(root_label).set(time.time() if now is None else now)
+    gauge("dlock_scan_timestamp_seconds", "When the last scan ended, in Unix time.").labels(root_label).set(now)
     if duration is not None:
         gauge("dlock_scan_duration_seconds", "How long the last scan took.").labels(root_label).set(duration)
     if report is not None:
-        _add_fleet(gauge, root_label, report, time.time() if now is None else now)
+        _add_fleet(gauge, root_label, report, now)
     return registry
 
 
@@ -110,9 +111,9 @@ def check_output(path: str) -> None:
     """Fail before a long scan when the metrics could not be written where asked."""
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
-        raise UsageError(f"--output {path}: no such directory {directory}. Create it, or point --output at an existing one.")
+        raise UsageError(f"cannot write the metrics to {path}: no such directory {directory}. Create it, or choose an existing one.")
     if os.path.isdir(path):
-        raise UsageError(f"--output {path} is a directory; give a file name such as {os.path.join(path, 'dlock.prom')}.")
+        raise UsageError(f"cannot write the metrics to {path}: it is a directory; give a file name such as {os.path.join(path, 'dlock.prom')}.")
 
 
 def write_atomically(path: str, data: bytes) -> None:
@@ -133,5 +134,5 @@ def write_atomically(path: str, data: bytes) -> None:
         with contextlib.suppress(OSError):
             os.unlink(temp)
         if isinstance(exc, OSError):
-            raise UsageError(f"--output {path}: cannot write it ({exc.strerror or exc}). Check that its directory is writable.") from exc
+            raise UsageError(f"cannot write the metrics to {path}: {exc.strerror or exc}. Check that its directory is writable.") from exc
         raise

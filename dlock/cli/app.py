@@ -498,12 +498,12 @@ def _list_metrics(root: str, depth: int, opts: Dict[str, Any], output_file: Opti
         metrics.check_output(output_file)
     started = time.monotonic()
     try:
-        report: Optional[FleetReport] = _scan_fleet(root, depth, opts)
+        report = _scan_fleet(root, depth, opts)
     except BackendError:
         _put_metrics(metrics.exposition(root, None, duration=time.monotonic() - started), output_file)
         raise
     _put_metrics(metrics.exposition(root, report, duration=time.monotonic() - started), output_file)
-    return _report_errors(report) if report is not None else OK
+    return _report_errors(report)
 
 
 def _put_metrics(document: bytes, output_file: Optional[str]) -> None:
