@@ -209,3 +209,19 @@ def test_metrics_of_a_tree_on_every_store(site: Site, dlock_cli: DlockRunner):
     assert one(found["dlock_datasets"]) == 3
     listed = json.loads(dlock_cli("list", root, "--held", "--json").out)  # labels name a lock as `list` does
     assert 60 < one(found["dlock_lock_ttl_remaining_seconds"], dataset=listed["dataset"], lock=listed["path"]) <= 120
+
+
+def test_metrics_of_redis_lock_keys_under_a_prefix(redis_server, local_cli):
+    """A lock service's locks are figures too: each held key with its holder and remaining ttl."""
+    prefix = f"{redis_server.url}/0/metrics-{uuid.uuid4().hex[:8]}/"
+    for name in ("a", 'b"c\\d'):  # (a URL cannot carry a newline: urlsplit drops it)
+        assert local_cli("acquire", prefix + name, "--ttl", "300").code == 0
+    result = local_cli("list", prefix, "--format", "prometheus")
+    assert result.code == 0, result.err
+    found = metrics(result.out)
+    assert one(found["dlock_locks"], state="held") == 2 and one(found["dlock_locks"], state="stale") == 0
+    listed = [json.loads(line) for line in local_cli("list", prefix, "--json").out.splitlines()]
+    for lock in listed:
+        labels = {"dataset": lock["dataset"], "host": lock["holder"]["host"], "lock": lock["path"]}
+        assert 240 < one(found["dlock_lock_ttl_remaining_seconds"], **labels) <= 300
+    assert {lock["dataset"].rsplit("/", 1)[-1] for lock in listed} == {"a", 'b"c\\d'}
