@@ -176,6 +176,16 @@ A cron entry that clears stale locks every ten minutes:
 .fi
 .RE
 .PP
+A cron entry that writes lock metrics for node_exporter's textfile collector
+(replaced atomically; metric names and alert rules in the README):
+.PP
+.RS
+.nf
+*/5 * * * *  dlock list s3://lake/datasets/ \-\-format prometheus \e
+    \-\-output /var/lib/node_exporter/textfile_collector/dlock.prom
+.fi
+.RE
+.PP
 A shell script that holds the lock across steps:
 .PP
 .RS

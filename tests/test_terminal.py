@@ -24,14 +24,15 @@ INJECTED = "\x1b[2J\x1b]0;owned\x07"  # clear the screen, set the window title
 SHOWN = "\\x1b[2J\\x1b]0;owned\\x07"
 
 
-def on_terminal(*args: str, columns: int, cwd: Path | None = None) -> str:
-    """Run dlock with stdout on a pty `columns` wide (stderr piped) and return what it wrote there."""
+def on_terminal(*args: str, columns: int, cwd: Path | None = None, stderr_too: bool = False) -> str:
+    """Run dlock with stdout (and with `stderr_too` stderr) on a pty `columns` wide and return
+    what it wrote there."""
     master, slave = os.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
     env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES", "NO_COLOR")}
     env.update(TERM="xterm-256color", PYTHONPATH=str(TESTS.parent))
-    proc = subprocess.Popen([*dlock_executable(), *args], stdin=slave, stdout=slave, stderr=subprocess.PIPE,
-                            env=env, cwd=cwd, start_new_session=True)
+    proc = subprocess.Popen([*dlock_executable(), *args], stdin=slave, stdout=slave,
+                            stderr=slave if stderr_too else subprocess.PIPE, env=env, cwd=cwd, start_new_session=True)
     os.close(slave)
     try:
         return _read_until_closed(master, deadline=time.monotonic() + 60).decode()
@@ -161,3 +162,82 @@ def test_list_on_a_narrow_terminal_shows_each_full_dataset_name_state_and_holder
     assert sum(bool(re.search(r"\bheld\b", line)) for line in lines) >= 3, lines
     assert sum(holder in line for line in lines) >= 3, lines
     assert_fits(lines, columns)
+
+
+# -- the fleet scan's progress bar ---------------------------------------------------------------
+
+BAR = "\u2501"  # the heavy horizontal line rich draws a bar with
+
+
+@pytest.fixture
+def fleet(local_cli, short_root) -> Path:
+    """30 datasets, each in its own folder under the root, one of them locked."""
+    for i in range(30):
+        (short_root / f"team-{i}" / "images").mkdir(parents=True)
+        (short_root / f"team-{i}" / "images" / "dataset_meta.json").write_text("{}")
+    assert local_cli("acquire", str(short_root / "team-7" / "images")).code == 0
+    return short_root
+
+
+def bar_frames(raw: str) -> list[str]:
+    """Each state of the live line as drawn (rich redraws it in place after a carriage return)."""
+    frames = [CONTROL_SEQUENCE.sub("", frame) for frame in re.split(r"[\r\n]", raw)]
+    return [frame.rstrip() for frame in frames if BAR in frame]
+
+
+@pytest.mark.parametrize("columns", WIDTHS)
+@pytest.mark.parametrize("verb", [["list"], ["clean", "--dry-run"]])
+def test_a_scan_on_a_terminal_shows_a_bar_over_the_folders_then_the_lock_files(fleet, verb, columns):
+    raw = on_terminal(*verb, str(fleet), columns=columns, stderr_too=True)
+    frames = bar_frames(raw)
+    assert any(re.search(r"\b\d+/30 folders, \d+ lock files?$", frame) for frame in frames), frames
+    assert any(frame.endswith("1/1 lock files read") for frame in frames), frames
+    assert all(frame.startswith("scanning ") for frame in frames), frames
+    assert_fits(frames, columns)
+    assert "30 datasets, 1 lock: 1 held" in raw or "would remove" in raw or "Nothing to remove" in raw, raw
+
+
+@pytest.mark.parametrize("verb", [["list"], ["clean", "--dry-run"], ["list", "--format", "prometheus"]])
+def test_a_scan_piped_shows_nothing_of_the_bar(fleet, local_cli, verb):
+    result = local_cli(*verb, str(fleet))
+    assert result.code == 0, result.err
+    for stream in (result.out, result.err):
+        assert BAR not in stream and "\x1b" not in stream and "folders" not in stream, stream
+
+
+@pytest.mark.parametrize("store", ["local", "memory"])  # a walk folder by folder; a store that lists whole subtrees
+def test_the_scan_reports_folders_done_of_a_known_total_then_lock_files_read(fleet, store):
+    import fsspec
+
+    from dlock import api
+    from dlock.model import State
+
+    root = str(fleet)
+    if store == "memory":
+        memory = fsspec.filesystem("memory")
+        root = f"memory://{fleet.name}"
+        for path in fleet.rglob("*"):
+            if path.is_file():
+                memory.pipe(f"/{fleet.name}/{path.relative_to(fleet)}", path.read_bytes())
+    calls: list[tuple[int, int, int | None, str]] = []
+    report = api.scan_locks(root, on_progress=lambda done, found, total=None, unit="": calls.append((done, found, total, unit)))
+    folders = [call for call in calls if call[3] == "folders"]
+    reads = [call for call in calls if call[3] == "lock files"]
+    assert calls == folders + reads
+    assert {total for _, _, total, _ in folders} == {30} and folders[-1][0] == 30
+    assert [done for done, *_ in folders] == sorted(done for done, *_ in folders)  # a bar never goes back
+    assert reads == [(1, 1, 1, "lock files")] and report.count(State.HELD) == 1
+
+
+def test_metrics_on_a_terminal_show_a_hostile_name_escaped_and_piped_keep_it_exact(local_cli, tmp_path):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    dataset = tmp_path / ("evil" + INJECTED)
+    dataset.mkdir()
+    write_lock(dataset)
+    raw = on_terminal("list", str(tmp_path), "--format", "prometheus", columns=120)
+    assert "\x1b" not in raw and "\x07" not in raw, repr(raw)
+    assert "evil" + SHOWN in raw
+    piped = local_cli("list", str(tmp_path), "--format", "prometheus").out
+    held = next(family for family in text_string_to_metric_families(piped) if family.name == "dlock_lock_held_seconds")
+    assert [sample.labels["dataset"] for sample in held.samples] == [str(dataset)]

@@ -5,14 +5,20 @@ from __future__ import annotations
 import abc
 import dataclasses
 import time
-from typing import Callable
+from typing import Callable, Protocol
 from urllib.parse import urlsplit
 
 from dlock.errors import UsageError
 from dlock.model import FleetLock, FleetReport, LockInfo, LockStatus, Removal
 
-# on_progress(directories_scanned, locks_found) while a tree is scanned
-ProgressCallback = Callable[[int, int], None]
+
+class ProgressCallback(Protocol):
+    """How a scan (`list`, `clean`) advances. Without `total`: `done` directories (or keys)
+    looked at so far and `found` locks. With `total`: `done` of a known number of steps, named
+    by `unit`: first the folders directly under the root (one is done when everything below it
+    is listed), then the lock files read (`found` is then how many there are)."""
+
+    def __call__(self, done: int, found: int, total: int | None = None, unit: str = "directories") -> None: ...
 
 
 @dataclasses.dataclass(frozen=True)

@@ -12,8 +12,9 @@ from __future__ import annotations
 import collections
 import concurrent.futures as futures
 import time
-from typing import Callable, Iterable, cast
+from typing import Generic, Iterable, TypeVar, cast
 
+from dlock.backends.base import ProgressCallback
 from dlock.backends.judge import judge_lock
 from dlock.backends.layout import LOCK_NAME, SHORT_LOCKS, VERSION_INFO, LockFile, is_commit_id
 from dlock.stores.base import Conflict, Store, Stored
@@ -24,9 +25,6 @@ DATASET_MARKERS = frozenset({"dataset_meta.json", VERSION_INFO, LOCK_NAME})
 ROOT_LOCKS = (LOCK_NAME, *SHORT_LOCKS)
 CONCURRENCY = 32
 FLAT_BUDGET = 1_000  # keys: one list page on S3 and GCS
-
-# on_progress(directories_scanned, locks_found)
-ProgressCallback = Callable[[int, int], None]
 
 
 def scan(
@@ -93,30 +91,29 @@ class _Walk:
     def __init__(self, store: Store, depth: int, report: FleetReport, on_progress: ProgressCallback | None) -> None:
         self.store, self.depth, self.report, self.on_progress = store, depth, report, on_progress
         self.candidates: list[tuple[str, LockFile]] = []
-        self.scanned = 0
+        self.folders: _FolderSteps[tuple[str, int, str]] = _FolderSteps()
 
     def run(self, pool: futures.ThreadPoolExecutor, base: str, concurrency: int) -> None:
         # A queue feeds at most 2 x concurrency calls in flight: waiting on thousands of
         # futures at once costs time quadratic in their number.
-        queue: collections.deque[tuple[str, int, str]] = collections.deque([(base, 0, "dir")])
-        pending: dict[futures.Future[object], tuple[str, int, str]] = {}
+        queue: collections.deque[tuple[tuple[str, int, str], int | None]] = collections.deque([((base, 0, "dir"), None)])
+        pending: dict[futures.Future[object], tuple[tuple[str, int, str], int | None]] = {}
         while queue or pending:
             while queue and len(pending) < 2 * concurrency:
-                item = queue.popleft()
+                item, folder = queue.popleft()
                 call = _list_tree if item[2] == "flat" else _scan_dir
-                pending[pool.submit(call, self.store, item[0])] = item
+                pending[pool.submit(call, self.store, item[0])] = (item, folder)
             done, _ = futures.wait(pending, return_when=futures.FIRST_COMPLETED)
             for future in done:
-                item = pending.pop(future)
-                self.scanned += 1
+                item, folder = pending.pop(future)
                 try:
-                    result = future.result()
+                    children = self._visit(item, future.result())
                 except DLockError as exc:
                     self.report.errors.append(str(exc))
-                    continue
-                queue.extend(self._visit(item, result))
+                    children = []
+                queue.extend(self.folders.follow(folder, children))
                 if self.on_progress is not None:
-                    self.on_progress(self.scanned, len(self.candidates))
+                    self.on_progress(self.folders.done, len(self.candidates), total=self.folders.total, unit="folders")
 
     def _visit(self, item: tuple[str, int, str], result: object) -> list[tuple[str, int, str]]:
         path, level, kind = item
@@ -156,6 +153,34 @@ class _Walk:
                 self.candidates.append((dataset, LockFile(self.store.join(path, *parts), parts[-2])))
 
 
+Step = TypeVar("Step")
+
+
+class _FolderSteps(Generic[Step]):
+    """The progress bar's steps: the folders directly under the root, known once the root is
+    listed (the whole tree is not known until it has been walked). A folder is done when
+    everything found below it has been listed."""
+
+    def __init__(self) -> None:
+        self.total: int | None = None
+        self.done = 0
+        self._open: collections.Counter[int] = collections.Counter()
+
+    def follow(self, folder: int | None, children: list[Step]) -> list[tuple[Step, int | None]]:
+        """`children` found by listing an item of `folder` (None: the root), each tagged with its folder."""
+        if folder is None:
+            self.total = len(children)
+            tagged: list[tuple[Step, int | None]] = [(child, index) for index, child in enumerate(children)]
+        else:
+            tagged = [(child, folder) for child in children]
+        self._open.update(index for _, index in tagged if index is not None)
+        if folder is not None:
+            self._open[folder] -= 1
+            if not self._open[folder]:
+                self.done += 1
+        return tagged
+
+
 def _judge_all(
     pool: futures.ThreadPoolExecutor,
     store: Store,
@@ -177,7 +202,7 @@ def _judge_all(
             seen[lock.path] = stored
             report.locks.append(FleetLock(dataset, judge_lock(lock, stored, validity, now)))
         if on_progress is not None:
-            on_progress(done, len(candidates))
+            on_progress(done, len(candidates), total=len(candidates), unit="lock files")
 
 
 def _remove_one(store: Store, stored: Stored | None, entry: FleetLock) -> Removal:

@@ -3,6 +3,7 @@
 No lock logic lives here: the library does the work, the CLI is a thin skin over it.
 """
 
+import enum
 import functools
 import inspect
 import signal
@@ -18,7 +19,7 @@ from dlock.cli import output
 from dlock.cli.exitcodes import BACKEND, BUSY, CORRUPT, INTERNAL, OK, exit_code_for, message_for
 from dlock.cli.runner import hold_until_signal, run_locked
 from dlock.durations import check_ttl, parse_duration
-from dlock.errors import DLockError, Interrupted, LockBusy, Refused, UsageError
+from dlock.errors import BackendError, DLockError, Interrupted, LockBusy, Refused, UsageError
 from dlock.lease import Lease
 from dlock.model import FleetLock, FleetReport, LockInfo, LockStatus, State
 from dlock.targets import session_bound
@@ -451,6 +452,12 @@ def _scan_fleet(root: str, depth: int, opts: Dict[str, Any]) -> FleetReport:
         return api.scan_locks(root, depth=depth, on_progress=progress, **opts)
 
 
+class ListFormat(str, enum.Enum):
+    TABLE = "table"
+    JSON = "json"
+    PROMETHEUS = "prometheus"
+
+
 @app.command("list", cls=_Command)
 @with_target_options(*ROOT_OPTIONS)
 def list_(
@@ -458,15 +465,27 @@ def list_(
     stale: bool = typer.Option(False, "--stale", help="Only stale (and corrupt) locks."),
     held: bool = typer.Option(False, "--held", help="Only held locks."),
     depth: int = Depth,
-    json_output: bool = typer.Option(False, "--json", help="One JSON object per lock (JSON lines)."),
+    json_output: bool = typer.Option(False, "--json", help="One JSON object per lock (JSON lines); short for --format json."),
+    format_: Optional[ListFormat] = typer.Option(
+        None, "--format", case_sensitive=False,
+        help="table (the default), json (as --json) or prometheus: lock metrics in the Prometheus text format.",
+    ),
+    output_file: Optional[str] = typer.Option(
+        None, "--output", metavar="FILE",
+        help="With --format prometheus: replace FILE atomically instead of printing (node_exporter's textfile directory).",
+    ),
     ttl: Optional[str] = LegacyTtl,
     *,
     opts: Dict[str, Any],
 ) -> None:
     """List every dataset lock under ROOT, with a summary (N held, M stale, K corrupt)."""
-    report = _scan_fleet(root, depth, {**opts, **_validity(ttl)})
+    chosen = _list_format(format_, json_output, output_file, stale or held)
+    opts = {**opts, **_validity(ttl)}
+    if chosen is ListFormat.PROMETHEUS:
+        raise typer.Exit(_list_metrics(root, depth, opts, output_file))
+    report = _scan_fleet(root, depth, opts)
     entries = [e for e in report.locks if _wanted(e.lock.state, stale, held)]
-    if json_output:
+    if chosen is ListFormat.JSON:
         for entry in entries:
             output.emit_json_line({"dataset": entry.dataset, **output.jsonable(entry.lock)})
         output.say(output.fleet_summary(report))
@@ -474,6 +493,47 @@ def list_(
         output.render_fleet(entries)
         output.emit(output.fleet_summary(report))
     raise typer.Exit(_report_errors(report))
+
+
+def _list_format(format_: Optional[ListFormat], json_output: bool, output_file: Optional[str], filtered: bool) -> ListFormat:
+    """--json is short for --format json; --output and the metrics take every lock."""
+    if json_output and format_ not in (None, ListFormat.JSON):
+        raise UsageError(f"--json and --format {format_.value} contradict each other; choose one.")
+    chosen = ListFormat.JSON if json_output else (format_ or ListFormat.TABLE)
+    if output_file is not None and chosen is not ListFormat.PROMETHEUS:
+        raise UsageError("--output writes metrics: use it with --format prometheus.")
+    if filtered and chosen is ListFormat.PROMETHEUS:
+        raise UsageError("--format prometheus counts every lock; --stale and --held do not apply to it.")
+    return chosen
+
+
+def _list_metrics(root: str, depth: int, opts: Dict[str, Any], output_file: Optional[str]) -> int:
+    """Scan, then print or write the metrics. A root that cannot be scanned at all still gets
+    its metrics (dlock_scan_success 0), so an alert fires rather than the last figures staying."""
+    import time
+
+    from dlock import metrics
+
+    metrics.require()
+    if output_file is not None:
+        metrics.check_output(output_file)
+    started = time.monotonic()
+    try:
+        report = _scan_fleet(root, depth, opts)
+    except BackendError:
+        _put_metrics(metrics.exposition(root, None, duration=time.monotonic() - started), output_file)
+        raise
+    _put_metrics(metrics.exposition(root, report, duration=time.monotonic() - started), output_file)
+    return _report_errors(report)
+
+
+def _put_metrics(document: bytes, output_file: Optional[str]) -> None:
+    from dlock import metrics
+
+    if output_file is None:
+        output.emit_document(document.decode("utf-8"))
+    else:
+        metrics.write_atomically(output_file, document)
 
 
 def _wanted(state: State, stale: bool, held: bool) -> bool:
@@ -511,6 +571,7 @@ def clean(
     def confirm(chosen: List[FleetLock]) -> bool:
         if yes:
             return True
+        progress.stop()  # the question, not the finished bar, has the terminal
         output.render_fleet(chosen, stream=sys.stderr)
         return click.confirm(f"Remove {output.plural(len(chosen), 'lock')}?", default=False, err=True)
 

@@ -72,6 +72,16 @@ def emit(text: str) -> None:
     _line(text)
 
 
+def emit_document(text: str) -> None:
+    """A document in another program's format (Prometheus metrics): exact when piped, where a
+    program reads it; each line escaped on a terminal, where a person does."""
+    if sys.stdout.isatty():
+        for line in text.splitlines():
+            _line(line)
+    else:
+        sys.stdout.write(text)
+
+
 def emit_json(document: Any) -> None:
     print(json.dumps(to_jsonable(document), indent=2))
 
@@ -321,8 +331,13 @@ class _LiveLine:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        """Take the line off the terminal (before a question, say); the next update shows it again."""
         if self._status is not None:
             self._status.stop()
+            self._status = None
 
 
 class WaitDisplay(_LiveLine):
@@ -396,18 +411,57 @@ def render_removal(result: Any) -> None:
 
 
 class Progress(_LiveLine):
-    """A live count of directories scanned and locks found."""
+    """A scan on a terminal: a live count while its size is unknown, a bar once the scan
+    reports a total (the folders under the root, then the lock files to read). Nothing when
+    stderr is not a terminal."""
 
     def __init__(self, description: str) -> None:
         super().__init__()
         self.description = description
         self._last = 0.0
+        self._unit = ""
+        self._bar: Any = None
+        self._task: Any = None
 
-    def __call__(self, scanned: int, found: int) -> None:
+    def __call__(self, done: int, found: int, total: int | None = None, unit: str = "directories") -> None:
         if not self._enabled:
             return
         now = time.monotonic()
-        if now - self._last < 0.1:
+        if now - self._last < 0.1 and unit == self._unit and done != total:
             return
-        self._last = now
-        self.show(f"{self.description}: {plural(scanned, 'directory', 'directories')}, {plural(found, 'lock file')}")
+        self._last, self._unit = now, unit
+        if total is None:
+            self.show(f"{self.description}: {plural(done, 'directory', 'directories')}, {plural(found, 'lock file')}")
+        else:
+            counted = f"{done}/{total} {unit}" + (" read" if unit == "lock files" else f", {plural(found, 'lock file')}")
+            self._show_bar(done, total, counted)
+
+    def _show_bar(self, done: int, total: int, counted: str) -> None:
+        if self._bar is None:
+            super().stop()  # one live display at a time: the count gives way to the bar
+            self._bar = _progress_bar(_console(sys.stderr))
+            self._task = self._bar.add_task(printable(self.description), total=total, counted=counted)
+            self._bar.start()
+        self._bar.update(self._task, completed=done, total=total, counted=counted)
+
+    def stop(self) -> None:
+        super().stop()
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+
+
+def _progress_bar(console: Any) -> Any:
+    """`scanning ROOT ━━━━━━━━━━ 12/40 folders, 3 lock files` on one line that fits the
+    terminal: a long root is cut with an ellipsis rather than wrapped. Gone when the scan ends."""
+    from rich.progress import BarColumn, Progress as Bar, TextColumn
+    from rich.table import Column
+
+    return Bar(
+        TextColumn("{task.description}", markup=False, table_column=Column(no_wrap=True, overflow="ellipsis", ratio=2)),
+        BarColumn(bar_width=None, table_column=Column(ratio=1)),
+        TextColumn("{task.fields[counted]}", markup=False, table_column=Column(no_wrap=True)),
+        console=console,
+        transient=True,
+        expand=True,
+    )
