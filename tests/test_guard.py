@@ -1,0 +1,275 @@
+"""`dlock guard` against real Deep Lake 3.9.52 writers (their own virtualenv, scripts/install-deeplake3.sh).
+
+Deep Lake 3.9 never refreshes its lock, so a writer that outlives the lock's validity is
+unprotected. Waiting 300 s per test is out of the question, so each writer here sets
+deeplake.constants.DATASET_LOCK_VALIDITY to a few seconds before it opens the dataset
+(tests/helpers/dlguard_writer.py); Deep Lake reads it there when it takes the lock. The
+guard then either writes its default 300 s at once, or is given a short --validity and
+--interval to show that it keeps rewriting.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import TESTS, DlockRunner, Site
+from test_deeplake_interop import deeplake_python  # noqa: F401  (the fixture: Deep Lake's interpreter)
+
+HELPERS = TESTS / "helpers"
+SHORT = 2.0  # the shortened validity of a Deep Lake writer's lock, in seconds
+STORES = ["local", "s3"]
+DEEPLAKE_ENV = {**os.environ, "PYTHONPATH": ""}
+
+
+def deeplake_creds(site: Site) -> dict[str, str] | None:
+    """Deep Lake 3.9 takes an S3 endpoint and keys in its creds argument, not from AWS_ENDPOINT_URL."""
+    if site.name != "s3":
+        return None
+    return {"aws_access_key_id": site.env["AWS_ACCESS_KEY_ID"], "aws_secret_access_key": site.env["AWS_SECRET_ACCESS_KEY"],
+            "endpoint_url": site.env["AWS_ENDPOINT_URL"]}
+
+
+def make_dataset(python: Path, site: Site, name: str = "ds") -> str:
+    """A Deep Lake dataset with a commit, so that its writers lock versions/<head>/."""
+    url = f"{site.root.rstrip('/')}/{name}"
+    result = subprocess.run([str(python), str(HELPERS / "dlrace_deeplake.py"), "make", url, json.dumps(deeplake_creds(site))],
+                            env=DEEPLAKE_ENV, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return url
+
+
+class DeepLakeWriter:
+    """A real Deep Lake process that opened `dataset` for writing (or was refused: `opened`)."""
+
+    def __init__(self, python: Path, site: Site, dataset: str, validity: float = SHORT) -> None:
+        self.proc = subprocess.Popen(
+            [str(python), str(HELPERS / "dlguard_writer.py"), dataset, str(validity), json.dumps(deeplake_creds(site))],
+            env=DEEPLAKE_ENV, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL, text=True)
+        self.pid = self.proc.pid
+        self.opened = self._line()
+
+    def _line(self) -> str:
+        return self.proc.stdout.readline().strip()  # type: ignore[union-attr]
+
+    def tell(self, command: str) -> str:
+        self.proc.stdin.write(command + "\n")  # type: ignore[union-attr]
+        self.proc.stdin.flush()  # type: ignore[union-attr]
+        return self._line()
+
+    def exit(self) -> int:
+        self.proc.stdin.close()  # type: ignore[union-attr]
+        return self.proc.wait(timeout=60)
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+
+@pytest.fixture
+def writers():
+    started: list[DeepLakeWriter] = []
+    yield started
+    for writer in started:
+        writer.kill()
+
+
+@pytest.fixture
+def guards():
+    started: list[subprocess.Popen[str]] = []
+    yield started
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def open_writer(python: Path, site: Site, dataset: str, writers: list[DeepLakeWriter], validity: float = SHORT) -> DeepLakeWriter:
+    writer = DeepLakeWriter(python, site, dataset, validity)
+    writers.append(writer)
+    return writer
+
+
+def start_guard(cli: DlockRunner, guards: list[subprocess.Popen[str]], *args: str) -> subprocess.Popen[str]:
+    proc = cli.popen("guard", *args, "--json")
+    guards.append(proc)
+    return proc
+
+
+def next_event(guard: subprocess.Popen[str], wanted: str) -> dict[str, object]:
+    """Read the guard's JSON lines until an event named `wanted`."""
+    for line in guard.stdout:  # type: ignore[union-attr]
+        event = json.loads(line)
+        if event["event"] == wanted:
+            return event
+    raise AssertionError(f"the guard ended (exit {guard.wait()}) before {wanted!r}: {guard.stderr.read()}")  # type: ignore[union-attr]
+
+
+def events_until_exit(guard: subprocess.Popen[str]) -> list[dict[str, object]]:
+    out, _ = guard.communicate(timeout=60)
+    return [json.loads(line) for line in out.splitlines()]
+
+
+def lock_of(cli: DlockRunner, dataset: str) -> dict[str, object] | None:
+    target = json.loads(cli("status", dataset, "--json").out)["targets"][0]
+    return next((lock for lock in target["locks"] if lock["path"] == target["lock_path"] and lock["state"] != "absent"), None)
+
+
+def wait_until_stale(cli: DlockRunner, dataset: str, pid: int) -> dict[str, object]:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        lock = lock_of(cli, dataset)
+        assert lock is not None and lock["holder"]["pid"] == pid  # type: ignore[index]
+        if lock["state"] == "stale":
+            return lock
+        time.sleep(0.3)
+    raise AssertionError(f"the lock of Deep Lake pid {pid} never expired")
+
+
+@pytest.mark.parametrize("store", STORES)
+def test_without_guard_a_second_deeplake_writer_takes_over_a_live_writer_whose_lock_expired(
+    deeplake_python, request, writers, store  # noqa: F811
+):
+    """The bug guard exists for: Deep Lake 3.9 does not refresh, so a live writer loses its lock."""
+    site = request.getfixturevalue(f"site_{store}")
+    cli = DlockRunner(site.env)
+    dataset = make_dataset(deeplake_python, site)
+    first = open_writer(deeplake_python, site, dataset, writers)
+    assert first.opened == "writable"
+    assert "still running but its lock expired" in wait_until_stale(cli, dataset, first.pid)["warning"]  # type: ignore[operator]
+    second = open_writer(deeplake_python, site, dataset, writers)
+    assert second.opened == "writable", "both Deep Lake processes now believe they hold the dataset"
+    assert first.proc.poll() is None
+
+
+@pytest.mark.parametrize("store", STORES)
+def test_guard_protects_a_live_deeplake_writer_past_its_validity_and_exits_0_after_it_closes(
+    deeplake_python, request, writers, guards, store  # noqa: F811
+):
+    site = request.getfixturevalue(f"site_{store}")
+    cli = DlockRunner(site.env)
+    dataset = make_dataset(deeplake_python, site)
+    first = open_writer(deeplake_python, site, dataset, writers)
+    assert first.opened == "writable"
+    stale = wait_until_stale(cli, dataset, first.pid)  # the case `status` warns about
+
+    guard = start_guard(cli, guards, dataset)  # Deep Lake's own schedule: 300 s now, every 120 s
+    assert next_event(guard, "guarding")["pid"] == first.pid
+    refreshed = next_event(guard, "refreshed")
+    assert refreshed["expires_at"] > time.time() + 250  # type: ignore[operator]
+    lock = lock_of(cli, dataset)
+    assert lock is not None and lock["state"] == "held" and lock["format"] == "deeplake-3.9"
+    assert lock["holder"] == stale["holder"], "the same node id and pid tag: still Deep Lake's own lock"
+
+    second = open_writer(deeplake_python, site, dataset, writers)
+    assert second.opened == "LockedException"
+    assert first.tell("append") == "3", "Deep Lake still writes under the lock it takes for its own"
+    assert first.tell("close") == "closed"
+    events = events_until_exit(guard)
+    assert guard.returncode == 0
+    assert events[-1]["event"] == "released"
+    assert lock_of(cli, dataset) is None, "Deep Lake removed the rewritten lock as its own"
+    assert open_writer(deeplake_python, site, dataset, writers).opened == "writable"
+
+
+def test_guard_rewrites_every_interval_and_stops_when_the_writer_exits(deeplake_python, site_local, writers, guards):  # noqa: F811
+    cli = DlockRunner()
+    dataset = make_dataset(deeplake_python, site_local)
+    first = open_writer(deeplake_python, site_local, dataset, writers)
+    guard = start_guard(cli, guards, dataset, "--pid", str(first.pid), "--validity", "3s", "--interval", "1s",
+                        "--check-interval", "0.2s")
+    next_event(guard, "guarding")
+    time.sleep(3 * SHORT + 1)  # past several of Deep Lake's (shortened) and the guard's own validities
+    assert open_writer(deeplake_python, site_local, dataset, writers).opened == "LockedException"
+    assert first.exit() == 0  # its atexit hook deletes its lock
+    events = events_until_exit(guard)
+    assert guard.returncode == 0
+    refreshes = [event for event in events if event["event"] == "refreshed"]
+    assert len(refreshes) >= 3 and refreshes[-1]["refreshes"] >= 5
+    assert events[-1]["event"] == "released"
+    assert lock_of(cli, dataset) is None
+
+
+def test_guard_exits_3_and_writes_nothing_when_another_lock_replaces_the_guarded_one(deeplake_python, site_local, writers, guards):  # noqa: F811
+    cli = DlockRunner()
+    dataset = make_dataset(deeplake_python, site_local)
+    first = open_writer(deeplake_python, site_local, dataset, writers)
+    guard = start_guard(cli, guards, dataset, "--validity", "3s", "--interval", "1s", "--check-interval", "0.2s")
+    path = Path(str(next_event(guard, "refreshed")["path"]))
+    foreign = (TESTS / "fixtures" / "deeplake3" / "root.lock").read_bytes()  # another machine's Deep Lake lock
+    path.write_bytes(foreign)
+    events = events_until_exit(guard)
+    assert guard.returncode == 3
+    assert events[-1]["event"] == "replaced" and "never writes over a lock it did not see" in str(events[-1]["detail"])
+    time.sleep(1.5)  # past the next rewrite the guard would have made
+    assert path.read_bytes() == foreign
+    assert first.proc.poll() is None
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_stops_guard_with_exit_0_and_leaves_the_lock_untouched(deeplake_python, site_local, writers, guards, signum):  # noqa: F811
+    cli = DlockRunner()
+    dataset = make_dataset(deeplake_python, site_local)
+    open_writer(deeplake_python, site_local, dataset, writers)
+    guard = start_guard(cli, guards, dataset, "--check-interval", "0.2s")
+    path = Path(str(next_event(guard, "refreshed")["path"]))
+    before = path.read_bytes()
+    time.sleep(0.5)
+    guard.send_signal(signum)
+    events = events_until_exit(guard)
+    assert guard.returncode == 0
+    assert events[-1]["event"] == "stopped" and "left as it is" in str(events[-1]["detail"])
+    assert path.read_bytes() == before
+
+
+def test_guard_all_guards_every_live_writer_under_a_tree_and_finds_new_ones(deeplake_python, site_local, writers, guards):  # noqa: F811
+    cli = DlockRunner()
+    datasets = [make_dataset(deeplake_python, site_local, f"team/{name}") for name in ("a", "b")]
+    firsts = [open_writer(deeplake_python, site_local, datasets[0], writers)]
+    guard = start_guard(cli, guards, site_local.root, "--all", "--rescan", "0.5s", "--until-idle", "--validity", "3s",
+                        "--interval", "1s", "--check-interval", "0.2s")
+    assert next_event(guard, "guarding")["pid"] == firsts[0].pid
+    firsts.append(open_writer(deeplake_python, site_local, datasets[1], writers))  # found by a rescan
+    assert next_event(guard, "guarding")["pid"] == firsts[1].pid
+    time.sleep(2 * SHORT + 1)
+    for dataset in datasets:
+        assert open_writer(deeplake_python, site_local, dataset, writers).opened == "LockedException"
+    for first in firsts:
+        assert first.exit() == 0
+    events = events_until_exit(guard)
+    assert guard.returncode == 0, "--until-idle: every writer is done"
+    assert sorted(event["pid"] for event in events if event["event"] == "released") == sorted(f.pid for f in firsts)
+    assert all(lock_of(cli, dataset) is None for dataset in datasets)
+
+
+def test_guard_exits_1_when_no_live_deeplake_writer_holds_the_dataset(deeplake_python, site_local, writers):  # noqa: F811
+    cli = DlockRunner()
+    dataset = make_dataset(deeplake_python, site_local)
+    result = cli("guard", dataset)
+    assert result.code == 1
+    assert "no live Deep Lake writer found" in result.err and "Traceback" not in result.err
+
+    writer = open_writer(deeplake_python, site_local, dataset, writers)
+    other = cli("guard", dataset, "--pid", str(writer.pid + 100000))
+    assert other.code == 1 and f"with pid {writer.pid + 100000}" in other.err
+    writer.kill()  # its lock stays, but its process is gone
+    assert lock_of(cli, dataset) is not None
+    assert cli("guard", dataset).code == 1
+
+
+def test_guard_refuses_a_dlock_lock_and_mixed_options(site_local, local_cli):
+    dataset = site_local.new_dataset()
+    token = local_cli("acquire", dataset).out.strip()
+    assert local_cli("guard", dataset).code == 1, "a dlock lock is refreshed by its own holder"
+    assert local_cli("release", dataset, "--token", token).code == 0
+    assert local_cli("guard", dataset, "--all", "--pid", "1").code == 2
+    mixed = local_cli("guard", dataset, "--until-idle")
+    assert mixed.code == 2 and "--until-idle goes with --all" in mixed.err
+    assert local_cli("guard", dataset, "--validity", "10s", "--interval", "10s").code == 2
