@@ -32,7 +32,7 @@ from dlock.backends.lockfile import LockFileBackend
 from dlock.durations import check_ttl, format_duration
 from dlock.errors import CorruptLock, DLockError, NothingToGuard, UsageError
 from dlock.fleet import DEFAULT_DEPTH
-from dlock.identity import pid_alive, process_started
+from dlock.identity import process_running, process_started
 from dlock.model import held_by
 from dlock.stores.base import Conflict, Store, Stored
 from dlock.targets import open_backend
@@ -117,9 +117,9 @@ class WriterGuard:
         return self._refresh(now)
 
     def _process_lives(self) -> bool:
-        if not pid_alive(self.pid):
-            return False
-        return self.started is None or process_started(self.pid) in (None, self.started)
+        if self.started is None:  # no /proc: the pid is all there is
+            return process_running(self.pid)
+        return process_started(self.pid) == self.started
 
     def _observe(self, current: Stored | None) -> GuardEvent | None:
         """None while the lock is the writer's; the ending once it is gone or another's."""
@@ -174,7 +174,7 @@ def live_writer(stored: Stored | None, pid: int | None = None) -> codec.LockReco
         return None
     if pid is not None and record.pid != pid:
         return None
-    return record if pid_alive(record.pid) else None
+    return record if process_running(record.pid) else None
 
 
 class Guard:

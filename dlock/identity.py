@@ -84,9 +84,11 @@ def number(value: object) -> float | None:
     return None
 
 
+
 def process_started(pid: int) -> int | None:
-    """When process `pid` started, in clock ticks since boot (Linux /proc), or None where
-    unknown: a pid that outlives its process is reused, and this tells the two apart."""
+    """When process `pid` started, in clock ticks since boot, or None when it is not running
+    (gone, or a zombie nobody has reaped) or this is no Linux. A pid is reused once its
+    process is gone, and the start time tells the two apart."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as handle:
             stat = handle.read()
@@ -95,6 +97,14 @@ def process_started(pid: int) -> int | None:
     # The command name (field 2) is in parentheses and may contain anything, spaces too.
     fields = stat[stat.rfind(b")") + 2 :].split()
     try:
-        return int(fields[19])  # field 22 of the whole line: starttime
+        state, started = fields[0], int(fields[19])  # fields 3 and 22 of the whole line
     except (IndexError, ValueError):
         return None
+    return None if state in (b"Z", b"X", b"x") else started
+
+
+def process_running(pid: int) -> bool:
+    """Is `pid` a running process here (not gone, not a zombie)? Linux knows; elsewhere pid_alive."""
+    if not os.path.isdir("/proc/self"):
+        return pid_alive(pid)
+    return process_started(pid) is not None

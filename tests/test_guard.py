@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import struct
 import subprocess
 import time
 from pathlib import Path
@@ -273,3 +274,43 @@ def test_guard_refuses_a_dlock_lock_and_mixed_options(site_local, local_cli):
     mixed = local_cli("guard", dataset, "--until-idle")
     assert mixed.code == 2 and "--until-idle goes with --all" in mixed.err
     assert local_cli("guard", dataset, "--validity", "10s", "--interval", "10s").code == 2
+
+
+def deeplake_lock_of(pid: int, expires_at: float) -> bytes:
+    """The 18 bytes a Deep Lake 3.9 process `pid` on this machine writes (deeplake/core/lock.py)."""
+    import uuid
+
+    return uuid.getnode().to_bytes(6, "little") + struct.pack("<d", expires_at) + pid.to_bytes(4, "little")
+
+
+def test_guard_on_a_terminal_shows_a_spinner_and_says_when_the_process_is_gone(site_local):
+    """A stand-in process with a Deep Lake lock in its name (the spinner, not Deep Lake, is under test):
+    killed, it leaves its lock behind, and guard says so and exits 0 without removing it."""
+    import fcntl
+    import termios
+
+    from test_terminal import CONTROL_SEQUENCE, _read_until_closed, dlock_executable
+
+    dataset = Path(site_local.new_dataset())
+    stand_in = subprocess.Popen(["sleep", "60"])
+    try:
+        (dataset / "dataset_lock.lock").write_bytes(deeplake_lock_of(stand_in.pid, time.time() - 5))  # expired
+        master, slave = os.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 100, 0, 0))
+        env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES", "NO_COLOR")}
+        env.update(TERM="xterm-256color", PYTHONPATH=str(TESTS.parent))
+        guard = subprocess.Popen([*dlock_executable(), "guard", str(dataset), "--validity", "4s", "--interval", "1s",
+                                  "--check-interval", "0.2s"], stdin=slave, stdout=slave, stderr=slave, env=env,
+                                 start_new_session=True)
+        os.close(slave)
+        time.sleep(3)
+        stand_in.kill()
+        raw = _read_until_closed(master, deadline=time.monotonic() + 30).decode()
+        os.close(master)
+        assert guard.wait(timeout=10) == 0
+    finally:
+        stand_in.kill()
+    screen = " ".join(CONTROL_SEQUENCE.sub("", raw).split())  # as read, lines unwrapped
+    assert f"guarding Deep Lake pid {stand_in.pid}: " in screen and "rewrites, valid until" in screen
+    assert f"Deep Lake pid {stand_in.pid} exited without removing its lock" in screen
+    assert (dataset / "dataset_lock.lock").exists(), "a dead writer's lock is left to expire"

@@ -376,9 +376,8 @@ class GuardDisplay(_LiveLine):
         latest = max(self.guarded.values(), key=lambda event: event.time)
         expiry = time.strftime("%H:%M:%S", time.localtime(latest.expires_at)) if latest.expires_at else "?"
         pids = ", ".join(str(event.pid) for event in self.guarded.values())
-        self.show(f"guarding {plural(len(self.guarded), 'Deep Lake writer')} (pid {pids}): "
-                  f"{plural(sum(e.refreshes for e in self.guarded.values()), 'rewrite')}, "
-                  f"last {time.strftime('%H:%M:%S', time.localtime(latest.time))}, valid until {expiry}")
+        rewrites = sum(event.refreshes for event in self.guarded.values())
+        self.show(f"guarding Deep Lake pid {pids}: {plural(rewrites, 'rewrite')}, valid until {expiry}")
 
 
 # -- fleet (list / clean) -------------------------------------------------------------------
