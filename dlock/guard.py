@@ -35,7 +35,7 @@ from dlock.fleet import DEFAULT_DEPTH
 from dlock.identity import process_running, process_started
 from dlock.model import held_by
 from dlock.stores.base import Conflict, Store, Stored
-from dlock.targets import open_backend
+from dlock.targets import FALLBACK, REGISTRY, open_backend, scheme_of
 
 # Deep Lake's own schedule (deeplake.constants): a lock is valid for 300 s after each
 # write, and its (broken) refresher would rewrite it every 120 s.
@@ -84,6 +84,9 @@ class Schedule:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
                 raise UsageError(f"{name} {value!r} must be more than zero seconds.")
+        if self.check_interval > self.interval:  # a rewrite happens only when the guard looks
+            raise UsageError(f"the check interval ({format_duration(self.check_interval)}) must be at most the "
+                             f"interval ({format_duration(self.interval)}).")
         if self.interval >= self.validity:
             raise UsageError(f"the interval ({format_duration(self.interval)}) must be shorter than the validity "
                              f"({format_duration(self.validity)}), or the lock expires between rewrites.")
@@ -311,7 +314,10 @@ def _live_writers(backend: LockFileBackend, root: str, depth: int) -> Iterable[t
 @contextlib.contextmanager
 def _lock_files(target: str, storage_options: dict[str, str] | None) -> Iterator[LockFileBackend]:
     """The lock-file backend of `target`: a guard has nothing to do on ZooKeeper or Redis."""
+    refusal = UsageError(f"{shown(target)}: guard keeps Deep Lake lock files valid; give a dataset path or URL.")
+    if REGISTRY.get(scheme_of(target), FALLBACK).lock_service:
+        raise refusal
     with open_backend(target, options(storage_options=storage_options or {})) as backend:
         if not isinstance(backend, LockFileBackend):
-            raise UsageError(f"{shown(target)}: guard keeps Deep Lake lock files valid; give a dataset path or URL.")
+            raise refusal
         yield backend

@@ -274,6 +274,8 @@ def test_guard_refuses_a_dlock_lock_and_mixed_options(site_local, local_cli):
     mixed = local_cli("guard", dataset, "--until-idle")
     assert mixed.code == 2 and "--until-idle goes with --all" in mixed.err
     assert local_cli("guard", dataset, "--validity", "10s", "--interval", "10s").code == 2
+    service = local_cli("guard", "redis://user:hunter2@127.0.0.1:1/0/locks/ds")
+    assert service.code == 2 and "guard keeps Deep Lake lock files valid" in service.err and "hunter2" not in service.err
 
 
 def deeplake_lock_of(pid: int, expires_at: float) -> bytes:
@@ -314,3 +316,35 @@ def test_guard_on_a_terminal_shows_a_spinner_and_says_when_the_process_is_gone(s
     assert f"guarding Deep Lake pid {stand_in.pid}: " in screen and "rewrites, valid until" in screen
     assert f"Deep Lake pid {stand_in.pid} exited without removing its lock" in screen
     assert (dataset / "dataset_lock.lock").exists(), "a dead writer's lock is left to expire"
+
+
+def test_the_python_api_guards_until_stopped_and_reports_each_event(tmp_path):
+    """dlock.guard.guard_dataset, in process: this test's own pid stands in for the writer."""
+    import threading
+
+    from dlock.errors import NothingToGuard, UsageError
+    from dlock.guard import GuardEvent, Schedule, guard_dataset
+
+    with pytest.raises(UsageError):
+        Schedule(validity=10, interval=10)
+    with pytest.raises(UsageError):
+        Schedule(validity=10, interval=2, check_interval=5)
+    dataset = tmp_path / "ds"
+    dataset.mkdir()
+    with pytest.raises(NothingToGuard):
+        guard_dataset(str(dataset))
+    lock = dataset / "dataset_lock.lock"
+    lock.write_bytes(deeplake_lock_of(os.getpid(), time.time() + 300))
+    events: list[GuardEvent] = []
+    stop = threading.Event()
+
+    def stop_after_two_rewrites(event: GuardEvent) -> None:
+        events.append(event)
+        if event.refreshes == 2:
+            stop.set()
+
+    endings = guard_dataset(str(dataset), pid=os.getpid(), schedule=Schedule(3, 0.2, 0.05), stop=stop,
+                            on_event=stop_after_two_rewrites)
+    assert [event.event for event in events] == ["guarding", "refreshed", "refreshed", "stopped"]
+    assert [ending.event for ending in endings] == ["stopped"]
+    assert lock.read_bytes() == deeplake_lock_of(os.getpid(), events[2].expires_at)  # type: ignore[arg-type]
