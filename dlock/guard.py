@@ -139,7 +139,7 @@ class WriterGuard:
                                      "dlock never writes over a lock it did not see.")
 
     def _refresh(self, now: float) -> GuardEvent | None:
-        expires_at = now + self.schedule.validity
+        expires_at = max(now + self.schedule.validity, self.expires_at)  # never sooner than it was
         data = codec.encode(codec.LockRecord(self.node_id, expires_at, pid=self.pid))
         try:
             written = self.store.replace(self.path, data, self.stored)

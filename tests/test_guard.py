@@ -348,3 +348,42 @@ def test_the_python_api_guards_until_stopped_and_reports_each_event(tmp_path):
     assert [event.event for event in events] == ["guarding", "refreshed", "refreshed", "stopped"]
     assert [ending.event for ending in endings] == ["stopped"]
     assert lock.read_bytes() == deeplake_lock_of(os.getpid(), events[2].expires_at)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("between", ["foreign", "own"])
+def test_a_write_between_the_guards_look_and_its_rewrite_is_never_overwritten(site: Site, between):
+    """The rewrite is conditional on the object last seen, on every store: another's lock that
+    lands in between ends the guarding untouched; the writer's own rewrite is adopted."""
+    from dlock.api import options
+    from dlock.codec import decode
+    from dlock.guard import Schedule, WriterGuard
+    from dlock.targets import open_backend
+
+    ds = site.new_dataset()
+    url = f"{ds}/dataset_lock.lock"
+    site.put(url, deeplake_lock_of(os.getpid(), time.time() + 60))
+    landed = deeplake_lock_of(os.getpid() if between == "own" else 4242, time.time() + 120)
+    with open_backend(ds, options(storage_options=site.storage_options)) as backend:
+        store = backend.store
+        path = store.join(backend.dataset, "dataset_lock.lock")
+        seen = store.read(path)
+        assert seen is not None
+        guard = WriterGuard(store, ds, path, seen, decode(seen.data), Schedule(10, 1, 0.5))
+        replace = store.replace
+
+        def written_over_first(*args):  # type: ignore[no-untyped-def]
+            site.put(url, landed)
+            return replace(*args)
+
+        store.replace = written_over_first  # type: ignore[method-assign]
+        event = guard.step(time.time())
+        store.replace = replace  # type: ignore[method-assign]
+        if between == "foreign":
+            assert event is not None and event.event == "replaced"
+            assert site.get(url) == landed
+        else:
+            assert event is None and site.get(url) == landed, "adopted, and rewritten at the next step"
+            again = guard.step(time.time())
+            assert again is not None and again.event == "refreshed"
+            rewritten = decode(site.get(url) or b"")
+            assert rewritten.pid == os.getpid() and rewritten.time == decode(landed).time, "never made to expire sooner"
