@@ -184,10 +184,10 @@ def test_guard_rewrites_every_interval_and_stops_when_the_writer_exits(deeplake_
     cli = DlockRunner()
     dataset = make_dataset(deeplake_python, site_local)
     first = open_writer(deeplake_python, site_local, dataset, writers)
-    guard = start_guard(cli, guards, dataset, "--pid", str(first.pid), "--validity", "3s", "--interval", "1s",
+    guard = start_guard(cli, guards, dataset, "--pid", str(first.pid), "--validity", "4s", "--interval", "1s",
                         "--check-interval", "0.2s")
     next_event(guard, "guarding")
-    time.sleep(3 * SHORT + 1)  # past several of Deep Lake's (shortened) and the guard's own validities
+    time.sleep(2 * 4 + 1)  # past several of Deep Lake's (shortened) validities and two of the guard's own
     assert open_writer(deeplake_python, site_local, dataset, writers).opened == "LockedException"
     assert first.exit() == 0  # its atexit hook deletes its lock
     events = events_until_exit(guard)
@@ -234,7 +234,7 @@ def test_guard_all_guards_every_live_writer_under_a_tree_and_finds_new_ones(deep
     cli = DlockRunner()
     datasets = [make_dataset(deeplake_python, site_local, f"team/{name}") for name in ("a", "b")]
     firsts = [open_writer(deeplake_python, site_local, datasets[0], writers)]
-    guard = start_guard(cli, guards, site_local.root, "--all", "--rescan", "0.5s", "--until-idle", "--validity", "3s",
+    guard = start_guard(cli, guards, site_local.root, "--all", "--rescan", "0.5s", "--until-idle", "--validity", "4s",
                         "--interval", "1s", "--check-interval", "0.2s")
     assert next_event(guard, "guarding")["pid"] == firsts[0].pid
     firsts.append(open_writer(deeplake_python, site_local, datasets[1], writers))  # found by a rescan
