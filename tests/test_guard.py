@@ -350,10 +350,11 @@ def test_the_python_api_guards_until_stopped_and_reports_each_event(tmp_path):
     assert lock.read_bytes() == deeplake_lock_of(os.getpid(), events[2].expires_at)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("between", ["foreign", "own"])
+@pytest.mark.parametrize("between", ["foreign", "own", "removed"])
 def test_a_write_between_the_guards_look_and_its_rewrite_is_never_overwritten(site: Site, between):
     """The rewrite is conditional on the object last seen, on every store: another's lock that
-    lands in between ends the guarding untouched; the writer's own rewrite is adopted."""
+    lands in between ends the guarding untouched, a lock Deep Lake removed stays removed, and
+    the writer's own rewrite is adopted."""
     from dlock.api import options
     from dlock.codec import decode
     from dlock.guard import Schedule, WriterGuard
@@ -372,7 +373,10 @@ def test_a_write_between_the_guards_look_and_its_rewrite_is_never_overwritten(si
         replace = store.replace
 
         def written_over_first(*args):  # type: ignore[no-untyped-def]
-            site.put(url, landed)
+            if between == "removed":
+                store.delete_data(path)
+            else:
+                site.put(url, landed)
             return replace(*args)
 
         store.replace = written_over_first  # type: ignore[method-assign]
@@ -381,6 +385,9 @@ def test_a_write_between_the_guards_look_and_its_rewrite_is_never_overwritten(si
         if between == "foreign":
             assert event is not None and event.event == "replaced"
             assert site.get(url) == landed
+        elif between == "removed":
+            assert event is not None and event.event == "released"
+            assert site.get(url) is None
         else:
             assert event is None and site.get(url) == landed, "adopted, and rewritten at the next step"
             again = guard.step(time.time())
