@@ -552,7 +552,8 @@ def guard(
         else:
             endings = until_signal(lambda stop: guard_dataset(target, pid=pid, schedule=schedule, stop=stop, on_event=display,
                                                               storage_options=storage))
-    raise typer.Exit(LOST if any(ending.event == REPLACED for ending in endings) and not all_writers else OK)
+    replaced = any(ending.event == REPLACED for ending in endings)
+    raise typer.Exit(LOST if replaced and not all_writers else OK)  # --all reports it and guards on
 
 
 def _given(name: str) -> bool:
