@@ -62,6 +62,10 @@ class NotOwner(Refused):
     """The token given does not own the lock."""
 
 
+class NothingToGuard(DLockError):
+    """`guard`: no live Deep Lake writer of this machine holds a lock there."""
+
+
 class Interrupted(DLockError):
     """A wait was stopped by SIGINT/SIGTERM."""
 

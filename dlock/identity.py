@@ -92,3 +92,29 @@ def number(value: object) -> float | None:
     if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
         return float(value)
     return None
+
+
+
+def process_started(pid: int) -> int | None:
+    """When process `pid` started, in clock ticks since boot, or None when it is not running
+    (gone, or a zombie nobody has reaped) or this is no Linux. A pid is reused once its
+    process is gone, and the start time tells the two apart."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            stat = handle.read()
+    except OSError:
+        return None
+    # The command name (field 2) is in parentheses and may contain anything, spaces too.
+    fields = stat[stat.rfind(b")") + 2 :].split()
+    try:
+        state, started = fields[0], int(fields[19])  # fields 3 and 22 of the whole line
+    except (IndexError, ValueError):
+        return None
+    return None if state in (b"Z", b"X", b"x") else started
+
+
+def process_running(pid: int) -> bool:
+    """Is `pid` a running process here (not gone, not a zombie)? Linux knows; elsewhere pid_alive."""
+    if not os.path.isdir("/proc/self"):
+        return pid_alive(pid)
+    return process_started(pid) is not None

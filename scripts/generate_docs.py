@@ -75,17 +75,20 @@ once the dataset has commits.
     "EXIT STATUS": r"""
 .TP
 .B 0
-Success; status: every target free (absent or stale); wait: free.
+Success; status: every target free (absent or stale); wait: free; guard: the writer is
+done (its lock removed or its process gone), or SIGINT/SIGTERM stopped it.
 .TP
 .B 1
 Busy: status found a held lock; acquire, wait or run timed out (run: unless
-.BR \-\-conflict\-exit\-code ).
+.BR \-\-conflict\-exit\-code );
+guard: no live Deep Lake writer found.
 .TP
 .B 2
 Usage error: bad option, bad target, bad duration.
 .TP
 .B 3
-The lock was lost while held (run, acquire \-\-hold).
+The lock was lost while held (run, acquire \-\-hold);
+guard: another's lock replaced the one it guarded.
 .TP
 .B 4
 Storage or ZooKeeper error: unreachable, no such dataset or bucket, permission denied,
@@ -192,6 +195,15 @@ A shell script that holds the lock across steps:
 .nf
 token=$(dlock acquire /data/ds \-\-ttl 1h) || exit
 trap 'dlock release /data/ds \-\-token "$token"' EXIT
+.fi
+.RE
+.PP
+Keep every Deep Lake 3.9 writer on this host protected past the 5 minutes its own
+lock lasts (Deep Lake 3.9 never refreshes it), from cron:
+.PP
+.RS
+.nf
+*/2 * * * *  flock \-n /run/dlock\-guard.lock dlock guard /data \-\-all \-\-until\-idle
 .fi
 .RE
 .PP

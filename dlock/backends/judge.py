@@ -120,7 +120,7 @@ def _unprotected_warning(state: State, holder: Holder, record: codec.LockRecord)
     if state is State.STALE and record.format == "deeplake-3.9" and holder.pid_alive:
         return (
             f"Deep Lake pid {holder.pid} on this machine is still running but its lock expired: "
-            "Deep Lake 3.9 never refreshes its lock, so that writer is unprotected. Guard such jobs with `dlock run`."
+            "Deep Lake 3.9 never refreshes its lock, so that writer is unprotected. `dlock guard` keeps its lock valid while it runs."
         )
     if state is State.HELD and holder.this_machine and holder.pid_alive is False:
         return (

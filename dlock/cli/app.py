@@ -16,8 +16,8 @@ import typer
 from dlock import api
 from dlock._version import __version__
 from dlock.cli import output
-from dlock.cli.exitcodes import BACKEND, BUSY, CORRUPT, INTERNAL, OK, exit_code_for, message_for
-from dlock.cli.runner import hold_until_signal, run_locked
+from dlock.cli.exitcodes import BACKEND, BUSY, CORRUPT, INTERNAL, LOST, OK, exit_code_for, message_for
+from dlock.cli.runner import hold_until_signal, run_locked, until_signal
 from dlock.durations import check_ttl, parse_duration
 from dlock.errors import BackendError, DLockError, Interrupted, LockBusy, Refused, UsageError
 from dlock.lease import Lease
@@ -593,6 +593,55 @@ def clean(
     output.say(f"{root}: {verb} {done} of {output.plural(len(results), 'lock')}" + (f", {len(failed)} failed." if failed else "."))
     code = _report_errors(cleaned.report)
     raise typer.Exit(BACKEND if failed else code)
+
+
+# -- guard -----------------------------------------------------------------------------------
+
+
+@app.command(cls=_Command)
+@with_target_options("storage_option")
+def guard(
+    target: str = typer.Argument(..., metavar="TARGET", help="A Deep Lake dataset path or URL; with --all, a ROOT tree or bucket prefix."),
+    pid: Optional[int] = typer.Option(None, "--pid", min=1, help="Guard only the lock of this Deep Lake process."),
+    all_writers: bool = typer.Option(False, "--all", help="Guard every live Deep Lake writer of this machine under ROOT, rescanning for new ones."),
+    depth: int = Depth,
+    rescan: str = typer.Option("60", "--rescan", metavar="DURATION", help="With --all: look for new writers this often."),
+    until_idle: bool = typer.Option(False, "--until-idle", help="With --all: exit once no writer is left to guard (for cron)."),
+    validity: str = typer.Option("300", "--validity", metavar="DURATION", help="Each rewrite's expiry from now (Deep Lake's own: 300s)."),
+    interval: str = typer.Option("120", "--interval", metavar="DURATION", help="Rewrite the lock this often (Deep Lake's own: 120s)."),
+    check_interval: str = typer.Option("1", "--check-interval", metavar="DURATION", help="Look at the process and its lock this often."),
+    json_output: bool = typer.Option(False, "--json", help="One JSON object per event (JSON lines)."),
+    *,
+    opts: Dict[str, Any],
+) -> None:
+    """Keep a running Deep Lake 3.9 writer's lock valid (Deep Lake never refreshes it). Exit 0 when the writer is done
+    or on SIGINT/SIGTERM (the lock is left as it is), 1 when no live Deep Lake writer is found, 3 when another's lock replaces it."""
+    from dlock.guard import REPLACED, Schedule, guard_dataset, guard_tree
+
+    schedule = Schedule(check_ttl(parse_duration(validity, what="--validity"), what="--validity"),
+                        parse_duration(interval, what="--interval"), parse_duration(check_interval, what="--check-interval"))
+    tree_only = [name for name in ("depth", "rescan", "until_idle") if _given(name)]
+    if all_writers and pid is not None:
+        raise UsageError("--pid picks one writer of one dataset; --all guards every writer under ROOT.")
+    if tree_only and not all_writers:
+        raise UsageError(f"--{tree_only[0].replace('_', '-')} goes with --all.")
+    storage = opts["storage_options"]
+    with output.GuardDisplay(json_output) as display:
+        if all_writers:
+            rescan_seconds = parse_duration(rescan, what="--rescan")
+            endings = until_signal(lambda stop: guard_tree(target, depth=depth, rescan=rescan_seconds, until_idle=until_idle, schedule=schedule,
+                                                            stop=stop, on_event=display, storage_options=storage))
+        else:
+            endings = until_signal(lambda stop: guard_dataset(target, pid=pid, schedule=schedule, stop=stop, on_event=display,
+                                                              storage_options=storage))
+    replaced = any(ending.event == REPLACED for ending in endings)
+    raise typer.Exit(LOST if replaced and not all_writers else OK)  # --all reports it and guards on
+
+
+def _given(name: str) -> bool:
+    """Was this option typed on the command line (not its default)?"""
+    source = click.get_current_context().get_parameter_source(name)
+    return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
 
 
 # -- entry point ---------------------------------------------------------------------------

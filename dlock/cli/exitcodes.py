@@ -9,6 +9,7 @@ from dlock.errors import (
     Interrupted,
     LockBusy,
     LockLost,
+    NothingToGuard,
     Refused,
     Remedy,
     UsageError,
@@ -19,6 +20,7 @@ INTERNAL = 70  # a bug in dlock (EX_SOFTWARE); the traceback is shown with --deb
 
 EXIT_CODES: tuple[tuple[type[DLockError], int], ...] = (
     (LockBusy, BUSY),
+    (NothingToGuard, BUSY),  # like grep finding nothing: 1
     (UsageError, USAGE),
     (LockLost, LOST),
     (BackendError, BACKEND),

@@ -357,6 +357,49 @@ class WaitDisplay(_LiveLine):
         self.show(f"waiting for {self.target}" + (f", held by {who}" if who else "") + f" ({format_duration(waited)})")
 
 
+class GuardDisplay(_LiveLine):
+    """`guard`: a line per event (JSON with `json_lines`); on a terminal, refreshes only
+    update a spinner line and the other events print above it."""
+
+    def __init__(self, json_lines: bool) -> None:
+        super().__init__()
+        self.json_lines = json_lines
+        self.guarded: dict[str, Any] = {}  # lock path -> its latest event
+
+    def __call__(self, event: Any) -> None:
+        if self.json_lines:
+            emit_json_line(event)
+            return
+        if event.ended:
+            self.guarded.pop(event.path, None)
+        else:
+            self.guarded[event.path] = event
+        if not (self._enabled and event.event == "refreshed"):
+            self._print(f"{event.path}: {event.detail}")
+        if self._enabled:
+            self._spin()
+
+    def _print(self, text: str) -> None:
+        if self._status is None:
+            say(text)
+        else:
+            from rich.text import Text
+
+            self._status.console.print(Text(printable(text)))
+
+    def _spin(self) -> None:
+        if not self.guarded:
+            if self._status is not None:
+                self._status.stop()
+                self._status = None
+            return
+        latest = max(self.guarded.values(), key=lambda event: event.time)
+        expiry = time.strftime("%H:%M:%S", time.localtime(latest.expires_at)) if latest.expires_at else "?"
+        pids = ", ".join(str(event.pid) for event in self.guarded.values())
+        rewrites = sum(event.refreshes for event in self.guarded.values())
+        self.show(f"guarding Deep Lake pid {pids}: {plural(rewrites, 'rewrite')}, valid until {expiry}")
+
+
 # -- fleet (list / clean) -------------------------------------------------------------------
 
 FLEET_COLUMNS = ("DATASET", "LOCK", "STATE", "HOLDER", "EXPIRY", "AGE")

@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import threading
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence, TypeVar
 
 from dlock.cli import output
 from dlock.cli.exitcodes import LOST, OK
@@ -82,6 +82,16 @@ def hold_until_signal(lease: Lease, check_interval: float) -> int:
         return LOST
     output.say(f"Released {lease.path}.")
     return OK
+
+
+T = TypeVar("T")
+
+
+def until_signal(work: Callable[[threading.Event], T]) -> T:
+    """Run `work` with an event that SIGINT, SIGTERM or SIGHUP sets (`guard` stops on it)."""
+    stop = threading.Event()
+    with _handling(FORWARDED[:3], lambda *_: stop.set()):
+        return work(stop)
 
 
 @contextlib.contextmanager

@@ -108,10 +108,17 @@ class LocalStore(Store):
         return stored
 
     def replace(self, path: str, data: bytes, expected: Stored) -> Stored:
-        with self._guard(path):
-            self.check_unchanged(path, expected)
-            self._rename_into_place(path, data)
-            stored = self.read(path)
+        # The new file is written (and synced) before the compare, so that the compare and
+        # the rename lie microseconds apart: Deep Lake writes in place without our flock,
+        # and its write must not fall between them unseen for longer than its 10 ms verify.
+        temp = self._write_temp(path, data)
+        try:
+            with self._guard(path):
+                self.check_unchanged(path, expected)
+                self._rename(temp, path)
+                stored = self.read(path)
+        finally:
+            _unlink_quietly(temp)
         assert stored is not None
         return stored
 
@@ -177,9 +184,14 @@ class LocalStore(Store):
     def _rename_into_place(self, path: str, data: bytes) -> None:
         temp = self._write_temp(path, data)
         try:
+            self._rename(temp, path)
+        finally:
+            _unlink_quietly(temp)
+
+    def _rename(self, temp: str, path: str) -> None:
+        try:
             os.replace(temp, path)
         except OSError as exc:
-            _unlink_quietly(temp)
             raise _backend_error(path, exc) from exc
 
     def _write_temp(self, path: str, data: bytes) -> str:
