@@ -204,6 +204,89 @@ def test_a_waiter_is_woken_by_dlock_s_release_at_once_not_by_its_next_poll(targe
     assert woke and woke[0] - released < 0.15, "woken by the release's PUBLISH, not a poll"
 
 
+def answer_times(procs: list[subprocess.Popen], timeout: float) -> list[float]:  # type: ignore[type-arg]
+    """When each process printed its first line (time.monotonic()): `acquire` its token,
+    `wait --json` its verdict, both at once after waking (exiting takes longer, and more so
+    on a loaded machine)."""
+    import threading
+
+    answered: dict[int, float] = {}
+
+    def read(i: int, proc: subprocess.Popen) -> None:  # type: ignore[type-arg]
+        if proc.stdout.readline():
+            answered[i] = time.monotonic()
+
+    readers = [threading.Thread(target=read, args=(i, proc), daemon=True) for i, proc in enumerate(procs)]
+    for reader in readers:
+        reader.start()
+    for reader in readers:
+        reader.join(timeout=timeout)
+    assert len(answered) == len(procs), "a waiter did not wake"
+    return [answered[i] for i in range(len(procs))]
+
+
+WAITING = {"wait": ("wait", "--json"), "acquire": ("acquire",)}
+
+
+def release_after_the_waiter_looks(r, lock) -> float:  # type: ignore[no-untyped-def]
+    """Release just after a waiter's poll (MONITOR shows its request naming the key): a
+    waiter that only polls sleeps most of a pause (1 s by now) before it looks again."""
+    with r.monitor() as monitor:
+        for request in monitor.listen():
+            if lock.name in request["command"]:
+                break
+    time.sleep(0.05)  # its look is over
+    released = time.monotonic()
+    lock.release()
+    return released
+
+
+@pytest.mark.parametrize("verb", ["wait", "acquire"])
+def test_with_keyspace_notifications_a_waiter_wakes_at_once_when_redis_py_releases(tmp_path, key, verb):
+    import redis
+
+    from servers.redis import _server
+
+    with _server(tmp_path, "--notify-keyspace-events", "Kgx") as server, redis.Redis(port=server.port) as r:
+        lock = r.lock(key, timeout=60)
+        assert lock.acquire(blocking=False)
+        waiter = DlockRunner().popen(*WAITING[verb], f"{server.url}/0/{key}", "--timeout", "60")
+        time.sleep(3.0)  # its polling pause has reached the 1 s cap
+        released = release_after_the_waiter_looks(r, lock)
+        answered = answer_times([waiter], timeout=20)[0]
+        assert waiter.wait(timeout=20) == 0
+        assert answered - released < 0.5, "woken by the keyspace notification of the DEL, not a poll"
+
+
+@pytest.mark.parametrize("verb", ["wait", "acquire"])
+def test_without_keyspace_notifications_a_waiter_still_wakes_by_polling(cli, target, r, key, verb):
+    assert "K" not in r.config_get("notify-keyspace-events")["notify-keyspace-events"]
+    lock = r.lock(key, timeout=60)
+    assert lock.acquire(blocking=False)
+    waiter = cli.popen(*WAITING[verb], target, "--timeout", "60")
+    time.sleep(3.0)
+    released = release_after_the_waiter_looks(r, lock)
+    answered = answer_times([waiter], timeout=20)[0]
+    assert waiter.wait(timeout=20) == 0
+    assert answered - released < 5, "the polling pause is at most 1 s"
+
+
+def test_a_user_whose_acl_grants_no_channels_still_waits_by_polling(tmp_path, key):
+    import redis
+
+    from servers.redis import _server
+
+    with _server(tmp_path, "--notify-keyspace-events", "Kgx") as server, redis.Redis(port=server.port) as r:
+        r.execute_command("ACL", "SETUSER", "nochannels", "on", ">pw", "~*", "+@all", "resetchannels")
+        lock = r.lock(key, timeout=60)
+        assert lock.acquire(blocking=False)
+        waiter = DlockRunner().popen("acquire", f"redis://nochannels:pw@127.0.0.1:{server.port}/0/{key}", "--timeout", "60")
+        time.sleep(1.5)
+        lock.release()
+        assert waiter.wait(timeout=20) == 0, waiter.stderr.read()
+        assert r.get(key) is not None
+
+
 def test_a_sigkilled_holder_s_lock_is_free_after_its_ttl(cli, target):
     holder = cli.popen("acquire", target, "--hold", "--ttl", "2")
     assert len(holder.stdout.readline().strip()) == 32

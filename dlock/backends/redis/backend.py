@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import TYPE_CHECKING
 
 from dlock.backends.base import Backend, LeaseHandle, Options, ProgressCallback, shown
 from dlock.backends.redis import keyspace
@@ -14,11 +13,9 @@ from dlock.backends.redis.keyspace import pattern_of
 from dlock.backends.redis.holders import describe, holder_json
 from dlock.backends.redis.lease import RedisLease
 from dlock.backends.redis.recipe import ACQUIRE, DELETE, candidates, channel, layout_of, meta_key
+from dlock.backends.redis.wakeup import Waker
 from dlock.errors import CorruptLock, LockBusy, NotOwner, Remedy, UsageError
 from dlock.model import FleetLock, FleetReport, Kind, LockInfo, LockStatus, Removal, State, held_by
-
-if TYPE_CHECKING:
-    from redis.client import PubSub
 
 
 class RedisBackend(Backend):
@@ -27,7 +24,7 @@ class RedisBackend(Backend):
         spec = parse_target(target)
         self._key = spec.key
         self.client = RedisClient(self.target, spec)
-        self._pubsub: PubSub | None = None
+        self._waker: Waker | None = None
 
     @property
     def key(self) -> str:
@@ -50,21 +47,11 @@ class RedisBackend(Backend):
         return LockInfo(path=self.key, state=State.ABSENT, format="redis")
 
     def wait_for_change(self, delay: float) -> None:
-        """dlock publishes every release it makes, so a waiter wakes at once; a key that
-        expires or another library's release is seen by polling within `delay`."""
-        deadline = time.monotonic() + delay
-        pubsub = self._subscribed()
-        while (left := deadline - time.monotonic()) > 0:
-            message = self.client.call(lambda r: pubsub.get_message(timeout=left))
-            if message is not None and message.get("type") == "message":
-                return
-
-    def _subscribed(self) -> PubSub:
-        if self._pubsub is None:
-            pubsub = self.client.redis.pubsub(ignore_subscribe_messages=True)
-            self.client.call(lambda r: pubsub.subscribe(channel(self.key)))
-            self._pubsub = pubsub
-        return self._pubsub
+        """Woken at once by dlock's releases, and by another library's release or an expiry
+        where the server sends keyspace notifications (see wakeup); else after `delay`."""
+        if self._waker is None:
+            self._waker = Waker(self.client, candidates(self.key), channel(self.key))
+        self._waker.wait(delay)
 
     # -- acquiring ----------------------------------------------------------------------
 
@@ -134,11 +121,8 @@ class RedisBackend(Backend):
         return Removal(entry.dataset, entry.lock, "kept", "changed since it was judged")
 
     def close(self) -> None:
-        if self._pubsub is not None:
-            try:
-                self._pubsub.close()
-            except Exception:  # noqa: BLE001  (closing is best effort)
-                pass
+        if self._waker is not None:
+            self._waker.close()
         self.client.close()
 
 
