@@ -131,6 +131,54 @@ def test_a_target_without_database_key_or_server_is_a_usage_error(cli, bad):
     assert result.code == 2, result.err
 
 
+def test_rediss_through_a_tls_server_with_its_ca_given_by_o_or_in_dlock_redis_url(redis_tls, key):
+    cli = DlockRunner()
+    target, ca = f"{redis_tls.url}/0/{key}", f"ssl_ca_certs={redis_tls.tls.ca}"
+    assert cli("status", target, "-o", ca).code == 0
+    taken = cli("acquire", target, "-o", ca, "--note", "over TLS")
+    assert taken.code == 0, taken.err
+    found, code = status(cli, target + f"?{ca}")  # redis-py's URL form
+    assert code == 1 and found["locks"][0]["holder"]["note"] == "over TLS"
+    env = {"DLOCK_REDIS_URL": f"{redis_tls.url}/?{ca}"}
+    assert cli("status", f"redis:///0/{key}", env=env).code == 1
+    assert cli("release", f"redis:///0/{key}", "--token", taken.out.strip(), env=env).code == 0
+    assert cli("status", target, "-o", ca).code == 0
+
+
+@pytest.mark.parametrize("trust, host, words", [
+    ("system", "127.0.0.1", ("not trusted", "ssl_ca_certs")),
+    ("other-ca", "127.0.0.1", ("not trusted", "ssl_ca_certs")),
+    ("ca", "127.1", ("not for that host", "ssl_check_hostname")),  # the certificate names 127.0.0.1 and localhost
+])
+def test_an_untrusted_server_certificate_is_one_sentence_and_exit_4(redis_tls, key, trust, host, words):
+    ca = {"system": None, "other-ca": redis_tls.tls.other_ca, "ca": redis_tls.tls.ca}[trust]
+    options = ["-o", f"ssl_ca_certs={ca}"] if ca else []
+    for verb in ("status", "acquire"):
+        refused = DlockRunner()(verb, f"rediss://{host}:{redis_tls.port}/0/{key}", *options)
+        assert refused.code == 4 and "Traceback" not in refused.err, refused.err
+        assert "TLS certificate" in refused.err and all(word in refused.err for word in words), refused.err
+        assert len(refused.err.strip().splitlines()) == 1
+
+
+def test_plain_redis_to_a_tls_port_says_to_write_rediss(redis_tls, key):
+    refused = DlockRunner()("status", f"redis://127.0.0.1:{redis_tls.port}/0/{key}")
+    assert refused.code == 4 and "rediss://" in refused.err and "Traceback" not in refused.err, refused.err
+
+
+@pytest.mark.parametrize("target, option, word", [
+    ("redis://127.0.0.1:1/0/k", "ssl_ca_certs={ca}", "rediss://"),  # a TLS setting without TLS
+    ("rediss://127.0.0.1:1/0/k", "endpoint_url=http://x", "takes no setting"),
+    ("rediss://127.0.0.1:1/0/k", "ssl_ca_certs=/no/such/ca.pem", "not a file"),
+    ("rediss://127.0.0.1:1/0/k", "ssl_cert_reqs=maybe", "ssl_cert_reqs"),
+    ("redis://127.0.0.1:1/0/k?x=1", None, "%3F"),  # a query that is no setting: not silently cut off the key
+])
+def test_settings_a_redis_target_does_not_take_are_usage_errors(tmp_path, target, option, word):
+    (tmp_path / "ca.pem").write_text("")
+    options = ["-o", option.format(ca=tmp_path / "ca.pem")] if option else []
+    refused = DlockRunner()("status", target, *options)
+    assert refused.code == 2 and word in refused.err, refused.err
+
+
 # -- interop ---------------------------------------------------------------------------
 
 def test_redis_py_lock_holder_keeps_dlock_out_and_is_shown(cli, redis_server, target, key):

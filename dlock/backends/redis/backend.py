@@ -21,7 +21,7 @@ from dlock.model import FleetLock, FleetReport, Kind, LockInfo, LockStatus, Remo
 class RedisBackend(Backend):
     def __init__(self, target: str, options: Options) -> None:
         self.target = shown(target)
-        spec = parse_target(target)
+        spec = parse_target(target, options.storage_options)
         self._key = spec.key
         self.client = RedisClient(self.target, spec)
         self._waker: Waker | None = None
