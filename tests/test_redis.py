@@ -179,6 +179,13 @@ def test_settings_a_redis_target_does_not_take_are_usage_errors(tmp_path, target
     assert refused.code == 2 and word in refused.err, refused.err
 
 
+def test_a_redis_cluster_node_is_refused_in_one_sentence(redis_cluster_node, key):
+    for target in (f"{redis_cluster_node.url}/0/{key}", f"{redis_cluster_node.url}/1/{key}"):
+        refused = DlockRunner()("acquire", target)
+        assert refused.code == 4 and "does not support Redis Cluster" in refused.err, refused.err
+        assert "Traceback" not in refused.err and len(refused.err.strip().splitlines()) == 1
+
+
 # -- interop ---------------------------------------------------------------------------
 
 def test_redis_py_lock_holder_keeps_dlock_out_and_is_shown(cli, redis_server, target, key):

@@ -100,6 +100,21 @@ def redis_tls(tmp_path: Path) -> Iterator[RedisServer]:
 
 
 @pytest.fixture
+def redis_cluster_node(tmp_path: Path) -> Iterator[RedisServer]:
+    """A Redis Cluster of one node that serves every hash slot."""
+    import redis
+
+    with _server(tmp_path, "--cluster-enabled", "yes", "--cluster-config-file", str(tmp_path / "nodes.conf")) as server, \
+            redis.Redis(port=server.port, socket_timeout=2) as client:
+        client.execute_command("CLUSTER", "ADDSLOTSRANGE", 0, 16383)
+        deadline = time.monotonic() + 20
+        while b"cluster_state:ok" not in client.execute_command("CLUSTER", "INFO"):
+            assert time.monotonic() < deadline, f"cluster not ready (log: {tmp_path}/redis.log)"
+            time.sleep(0.05)
+        yield server
+
+
+@pytest.fixture
 def lock_target_redis(redis_server: RedisServer):  # type: ignore[no-untyped-def]
     """A fresh lock key; taken by a plain `acquire` (a Redis lock outlives its process)."""
     from conftest import DlockRunner, LockTarget

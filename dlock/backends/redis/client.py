@@ -11,7 +11,8 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import redis
 from redis.backoff import NoBackoff
-from redis.exceptions import AuthenticationError, NoPermissionError, RedisError, ResponseError
+from redis.exceptions import (AskError, AuthenticationError, ClusterCrossSlotError, ClusterError, NoPermissionError, RedisError,
+                              ResponseError, TryAgainError)
 from redis.retry import Retry
 
 from dlock.backends.base import shown
@@ -133,6 +134,10 @@ class RedisClient:
         if isinstance(exc, AuthenticationError) or text.startswith(("NOAUTH", "WRONGPASS")):
             return BackendError(f"{self.target}: Redis at {self.spec.server} rejected the credentials ({text}). "
                                 "Give user:password in the URL or DLOCK_REDIS_URL.")
+        if isinstance(exc, (AskError, ClusterCrossSlotError, ClusterError, TryAgainError)) or "cluster mode" in text:
+            # The lock key and KEY:dlock hash to different slots, and MOVED is not followed.
+            return BackendError(f"{self.target}: Redis at {self.spec.server} is a Redis Cluster node ({text}); "
+                                "dlock speaks to one server and does not support Redis Cluster.")
         if isinstance(exc, ResponseError):
             return BackendError(f"{self.target}: Redis refused the request: {text}")
         cause = exc.__cause__ or exc.__context__
