@@ -283,21 +283,25 @@ def answer_times(procs: list[subprocess.Popen], timeout: float) -> list[float]: 
 WAITING = {"wait": ("wait", "--json"), "acquire": ("acquire",)}
 
 
-def release_after_the_waiter_looks(r, lock) -> float:  # type: ignore[no-untyped-def]
-    """Release just after a waiter's poll (MONITOR shows its request naming the key): a
-    waiter that only polls sleeps most of a pause (1 s by now) before it looks again."""
+def free_after_the_waiter_looks(r, lock, how: str) -> float:  # type: ignore[no-untyped-def]
+    """Free the key just after a waiter's poll (MONITOR shows its request naming the key): a
+    waiter that only polls sleeps most of a pause (1 s by now) before it looks again. By
+    redis-py's release, or by expiry (the TTL cut to 0.2 s); returns when the key went."""
     with r.monitor() as monitor:
         for request in monitor.listen():
             if lock.name in request["command"]:
                 break
     time.sleep(0.05)  # its look is over
-    released = time.monotonic()
-    lock.release()
-    return released
+    now = time.monotonic()
+    if how == "release":
+        lock.release()
+        return now
+    r.pexpire(lock.name, 200)
+    return now + 0.2
 
 
-@pytest.mark.parametrize("verb", ["wait", "acquire"])
-def test_with_keyspace_notifications_a_waiter_wakes_at_once_when_redis_py_releases(tmp_path, key, verb):
+@pytest.mark.parametrize("verb, how", [("wait", "release"), ("acquire", "release"), ("wait", "expiry")])
+def test_with_keyspace_notifications_a_waiter_wakes_at_once_when_a_redis_py_lock_goes(tmp_path, key, verb, how):
     import redis
 
     from servers.redis import _server
@@ -307,23 +311,23 @@ def test_with_keyspace_notifications_a_waiter_wakes_at_once_when_redis_py_releas
         assert lock.acquire(blocking=False)
         waiter = DlockRunner().popen(*WAITING[verb], f"{server.url}/0/{key}", "--timeout", "60")
         time.sleep(3.0)  # its polling pause has reached the 1 s cap
-        released = release_after_the_waiter_looks(r, lock)
+        gone = free_after_the_waiter_looks(r, lock, how)
         answered = answer_times([waiter], timeout=20)[0]
         assert waiter.wait(timeout=20) == 0
-        assert answered - released < 0.5, "woken by the keyspace notification of the DEL, not a poll"
+        assert answered - gone < 0.5, "woken by the keyspace notification (del, expired), not a poll"
 
 
-@pytest.mark.parametrize("verb", ["wait", "acquire"])
-def test_without_keyspace_notifications_a_waiter_still_wakes_by_polling(cli, target, r, key, verb):
+@pytest.mark.parametrize("verb, how", [("wait", "release"), ("acquire", "expiry")])
+def test_without_keyspace_notifications_a_waiter_still_wakes_by_polling(cli, target, r, key, verb, how):
     assert "K" not in r.config_get("notify-keyspace-events")["notify-keyspace-events"]
     lock = r.lock(key, timeout=60)
     assert lock.acquire(blocking=False)
     waiter = cli.popen(*WAITING[verb], target, "--timeout", "60")
     time.sleep(3.0)
-    released = release_after_the_waiter_looks(r, lock)
+    gone = free_after_the_waiter_looks(r, lock, how)
     answered = answer_times([waiter], timeout=20)[0]
     assert waiter.wait(timeout=20) == 0
-    assert answered - released < 5, "the polling pause is at most 1 s"
+    assert answered - gone < 5, "the polling pause is at most 1 s"
 
 
 def test_a_user_whose_acl_grants_no_channels_still_waits_by_polling(tmp_path, key):
