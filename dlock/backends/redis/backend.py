@@ -10,10 +10,10 @@ from dlock.backends.base import Backend, LeaseHandle, Options, ProgressCallback,
 from dlock.backends.redis import keyspace
 from dlock.backends.redis.client import RedisClient, parse_target
 from dlock.backends.redis.keyspace import pattern_of
+from dlock.backends.redis.wakeup import Waker
 from dlock.backends.redis.holders import describe, holder_json
 from dlock.backends.redis.lease import RedisLease
 from dlock.backends.redis.recipe import ACQUIRE, DELETE, candidates, channel, layout_of, meta_key
-from dlock.backends.redis.wakeup import Waker
 from dlock.errors import CorruptLock, LockBusy, NotOwner, Remedy, UsageError
 from dlock.model import FleetLock, FleetReport, Kind, LockInfo, LockStatus, Removal, State, held_by
 
