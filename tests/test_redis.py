@@ -330,20 +330,26 @@ def test_without_keyspace_notifications_a_waiter_still_wakes_by_polling(cli, tar
     assert answered - gone < 5, "the polling pause is at most 1 s"
 
 
-def test_a_user_whose_acl_grants_no_channels_still_waits_by_polling(tmp_path, key):
+def test_acl_users_without_config_or_without_channels_still_wait(tmp_path, key):
+    """No CONFIG (as on managed services): subscribed anyway, woken by the notification. No
+    Pub/Sub channels at all: polling."""
     import redis
 
     from servers.redis import _server
 
     with _server(tmp_path, "--notify-keyspace-events", "Kgx") as server, redis.Redis(port=server.port) as r:
+        r.execute_command("ACL", "SETUSER", "noconfig", "on", ">pw", "~*", "&*", "+@all", "-config")
         r.execute_command("ACL", "SETUSER", "nochannels", "on", ">pw", "~*", "+@all", "resetchannels")
-        lock = r.lock(key, timeout=60)
-        assert lock.acquire(blocking=False)
-        waiter = DlockRunner().popen("acquire", f"redis://nochannels:pw@127.0.0.1:{server.port}/0/{key}", "--timeout", "60")
-        time.sleep(1.5)
-        lock.release()
-        assert waiter.wait(timeout=20) == 0, waiter.stderr.read()
-        assert r.get(key) is not None
+        for user, bound in (("noconfig", 0.5), ("nochannels", 5)):
+            lock = r.lock(key, timeout=60)
+            assert lock.acquire(blocking=False)
+            waiter = DlockRunner().popen("acquire", f"redis://{user}:pw@127.0.0.1:{server.port}/0/{key}", "--timeout", "60")
+            time.sleep(3.0)
+            gone = free_after_the_waiter_looks(r, lock, "release")
+            answered = answer_times([waiter], timeout=20)[0]
+            assert waiter.wait(timeout=20) == 0, waiter.stderr.read()
+            assert answered - gone < bound, user
+            r.delete(key, f"{key}:dlock")
 
 
 def test_a_sigkilled_holder_s_lock_is_free_after_its_ttl(cli, target):
