@@ -146,9 +146,9 @@ def test_rediss_through_a_tls_server_with_its_ca_given_by_o_or_in_dlock_redis_ur
 
 
 @pytest.mark.parametrize("trust, host, words", [
-    ("system", "127.0.0.1", ("not trusted", "ssl_ca_certs")),
-    ("other-ca", "127.0.0.1", ("not trusted", "ssl_ca_certs")),
-    ("ca", "127.1", ("not for that host", "ssl_check_hostname")),  # the certificate names 127.0.0.1 and localhost
+    ("system", "127.0.0.1", ("not trusted", "-o ssl_ca_certs=PATH")),
+    ("other-ca", "127.0.0.1", ("not trusted", "-o ssl_ca_certs=PATH")),
+    ("ca", "127.1", ("not for that host", "-o ssl_check_hostname=false")),  # the certificate names 127.0.0.1 and localhost
 ])
 def test_an_untrusted_server_certificate_is_one_sentence_and_exit_4(redis_tls, key, trust, host, words):
     ca = {"system": None, "other-ca": redis_tls.tls.other_ca, "ca": redis_tls.tls.ca}[trust]

@@ -16,7 +16,7 @@ from redis.exceptions import (AskError, AuthenticationError, ClusterCrossSlotErr
 from redis.retry import Retry
 
 from dlock.backends.base import shown
-from dlock.errors import BackendError, DLockError, Refused, UsageError
+from dlock.errors import BackendError, DLockError, Refused, Remedy, UsageError
 
 # Connect and reply timeout: an unreachable server is reported within seconds.
 TIMEOUT = 5.0
@@ -88,8 +88,8 @@ def tls_settings(target: str, tls: bool, given: Mapping[str, str]) -> TlsSetting
     is a usage error rather than silently ignored (a "?" in a key is written %3F)."""
     for name, text in given.items():
         if name not in TLS_SETTINGS:
-            raise UsageError(f"{target}: a Redis target takes no setting {name!r}; it takes {', '.join(TLS_SETTINGS)} "
-                             "(-o NAME=VALUE), and a ? in a key is written %3F.")
+            raise UsageError(f"{target}: a Redis target takes no setting {name!r}; it takes {', '.join(TLS_SETTINGS)}, "
+                             "and a ? in a key is written %3F.")
         if not tls:
             raise UsageError(f"{target}: {name} is a TLS setting; write rediss:// to use TLS.")
         if name in TLS_FILES and not os.path.isfile(text):
@@ -143,13 +143,15 @@ class RedisClient:
         cause = exc.__cause__ or exc.__context__
         if isinstance(cause, ssl.SSLCertVerificationError) and cause.verify_code in HOST_MISMATCH:
             return BackendError(f"{self.target}: the TLS certificate of Redis at {self.spec.server} is not for that host "
-                                f"({cause.verify_message.rstrip('.')}); connect by a name it lists, or give -o ssl_check_hostname=false.")
+                                f"({cause.verify_message.rstrip('.')}); connect by a name it lists.", remedy=Remedy.TLS_HOSTNAME)
         if isinstance(cause, ssl.SSLCertVerificationError):
             return BackendError(f"{self.target}: the TLS certificate of Redis at {self.spec.server} is not trusted "
-                                f"({cause.verify_message}); give the CA that signed it with -o ssl_ca_certs=PATH.")
+                                f"({cause.verify_message}).",
+                                remedy=Remedy.TLS_CA)
         if isinstance(cause, ssl.SSLError):
             return BackendError(f"{self.target}: TLS with Redis at {self.spec.server} failed ({cause.reason or cause}); "
-                                "check that the port serves TLS and whether it wants a client certificate (-o ssl_certfile, ssl_keyfile).")
+                                "check that the port serves TLS, and whether it wants a client certificate "
+                                "(the ssl_certfile and ssl_keyfile settings).")
         if isinstance(cause, ConnectionResetError) and not self.spec.tls:
             return BackendError(f"{self.target}: Redis at {self.spec.server} closed the connection at once; "
                                 "if that port serves TLS, write rediss://.")
