@@ -22,7 +22,7 @@ from typing import Iterator
 import pytest
 
 from servers._util import free_port, stop, wait_for_port
-from servers.certs import TlsFiles, make_tls_files
+from servers._certs import TlsFiles, make_tls_files
 
 LOCK_TARGETS = ["redis"]
 

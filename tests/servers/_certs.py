@@ -1,6 +1,7 @@
 """Throwaway TLS files for a server on loopback: a CA, a server certificate it signed (for
 127.0.0.1 and localhost), and a second CA that signed nothing (trusting it is trusting the
-wrong CA). EC keys, valid for a day, written with the `cryptography` package."""
+wrong CA). EC keys, valid for a day, written with the `cryptography` package (imported only when
+a test asks for the files: every test session loads this module)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,11 @@ import dataclasses
 import datetime
 import ipaddress
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+if TYPE_CHECKING:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,11 +25,17 @@ class TlsFiles:
 
 
 def _name(common_name: str) -> x509.Name:
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
 
 
 def _certificate(subject: str, key: ec.EllipticCurvePrivateKey, issuer: str, signer: ec.EllipticCurvePrivateKey,
                  ca: bool) -> x509.Certificate:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+
     now = datetime.datetime.now(datetime.timezone.utc)
     builder = (x509.CertificateBuilder().subject_name(_name(subject)).issuer_name(_name(issuer))
                .public_key(key.public_key()).serial_number(x509.random_serial_number())
@@ -45,11 +52,16 @@ def _certificate(subject: str, key: ec.EllipticCurvePrivateKey, issuer: str, sig
 
 
 def _write(path: Path, certificate: x509.Certificate) -> Path:
+    from cryptography.hazmat.primitives import serialization
+
     path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
     return path
 
 
 def make_tls_files(directory: Path) -> TlsFiles:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
     ca_key, other_key, server_key = (ec.generate_private_key(ec.SECP256R1()) for _ in range(3))
     key = directory / "server.key"
     key.write_bytes(server_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
