@@ -41,7 +41,7 @@ def target(redis_server, key) -> str:  # type: ignore[no-untyped-def]
 def r(redis_server):  # type: ignore[no-untyped-def]
     import redis
 
-    client = redis.Redis(port=redis_server.port)
+    client = redis.Redis(port=redis_server.port, socket_timeout=10)  # MONITOR waits no longer
     yield client
     client.close()
 
@@ -306,7 +306,7 @@ def test_with_keyspace_notifications_a_waiter_wakes_at_once_when_a_redis_py_lock
 
     from servers.redis import _server
 
-    with _server(tmp_path, "--notify-keyspace-events", "Kgx") as server, redis.Redis(port=server.port) as r:
+    with _server(tmp_path, "--notify-keyspace-events", "Kgx") as server, redis.Redis(port=server.port, socket_timeout=10) as r:
         lock = r.lock(key, timeout=60)
         assert lock.acquire(blocking=False)
         waiter = DlockRunner().popen(*WAITING[verb], f"{server.url}/0/{key}", "--timeout", "60")
@@ -337,7 +337,7 @@ def test_acl_users_without_config_or_without_channels_still_wait(tmp_path, key):
 
     from servers.redis import _server
 
-    with _server(tmp_path, "--notify-keyspace-events", "Kgx") as server, redis.Redis(port=server.port) as r:
+    with _server(tmp_path, "--notify-keyspace-events", "Kgx") as server, redis.Redis(port=server.port, socket_timeout=10) as r:
         r.execute_command("ACL", "SETUSER", "noconfig", "on", ">pw", "~*", "&*", "+@all", "-config")
         r.execute_command("ACL", "SETUSER", "nochannels", "on", ">pw", "~*", "+@all", "resetchannels")
         for user, bound in (("noconfig", 0.5), ("nochannels", 5)):
