@@ -1,5 +1,6 @@
 """Redis: acquire+release latency and hand-off latency (release -> a waiting process
-acquires), dlock against redis-py's Lock in the same run, on a redis-server on loopback.
+acquires), dlock against redis-py's Lock in the same run, on a redis-server on loopback;
+a redis-py release wakes a dlock waiter by polling, then by keyspace notifications.
 
     python bench/redis.py [--runs 200] [--handoffs 30]
 """
@@ -88,8 +89,13 @@ def main() -> None:
             ("acquire+release", "dlock.acquire().release() (a connection per lease)", cycles(args.runs, dlock_cycle)),
             ("hand-off across processes", "dlock releases, dlock waiter", handoff("dlock", url, "dlock", args.handoffs)),
             ("hand-off across processes", "redis-py releases, redis-py waiter", handoff("redis-py", url, "redis-py", args.handoffs)),
-            ("hand-off across processes", "redis-py releases, dlock waiter (polls)", handoff("dlock", url, "redis-py", args.handoffs)),
+            ("hand-off across processes", "redis-py releases, dlock waiter (no notifications: polls)",
+             handoff("dlock", url, "redis-py", args.handoffs)),
         ]
+        # The bench's own server; dlock only reads this setting.
+        client.config_set("notify-keyspace-events", "Kgx")
+        rows.append(("hand-off across processes", "redis-py releases, dlock waiter (keyspace notifications Kgx)",
+                     handoff("dlock", url, "redis-py", args.handoffs)))
         client.close()
     finally:
         server.stop()

@@ -30,7 +30,9 @@ WaitCallback = Callable[[LockBusy, float], None]
 class TargetOptions(TypedDict, total=False):
     """Keywords every call accepts, as the CLI's options do.
 
-    storage_options: passed to the fsspec filesystem (`-o KEY=VALUE`), e.g. endpoint_url.
+    storage_options: passed to the fsspec filesystem (`-o KEY=VALUE`), e.g. endpoint_url;
+        for a rediss:// target its TLS settings: ssl_ca_certs, ssl_certfile, ssl_keyfile,
+        ssl_cert_reqs, ssl_check_hostname (redis-py's names).
     branch: the Deep Lake branch whose head is locked (default "main").
     commit: lock this Deep Lake commit's version directly.
     validity: seconds a 14-byte (pre-3.9 Deep Lake) lock stays valid (default 300).

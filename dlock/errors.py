@@ -12,6 +12,8 @@ class Remedy(str, enum.Enum):
     ZK_AUTH = "zk-auth"  # ZooKeeper credentials are needed
     ZK_TIMEOUT = "zk-timeout"  # waiting longer for ZooKeeper may help
     RELEASE_CHOICE = "release-choice"  # a release is by token, by force or if stale
+    TLS_CA = "tls-ca"  # the CA that signed a server's certificate is needed (ssl_ca_certs)
+    TLS_HOSTNAME = "tls-hostname"  # a certificate for another name: the host-name check can be turned off
 
 
 class DLockError(Exception):

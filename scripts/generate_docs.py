@@ -63,6 +63,20 @@ A ZooKeeper lock node;
 .I zk:///locks/ds
 takes the hosts from
 .BR DLOCK_ZK_HOSTS .
+.TP
+.I redis://[user:password@]host:6379/0/locks/ds
+A Redis lock key (the rest of the path after the database number) in redis\-py's
+.B Lock
+layout;
+.I redis:///0/locks/ds
+takes the server from
+.BR DLOCK_REDIS_URL .
+.I rediss://
+is TLS; the CA that signed the server's certificate is given with
+.BR "\-o ssl_ca_certs=" PATH
+(also ssl_certfile, ssl_keyfile, ssl_cert_reqs, ssl_check_hostname), or as redis\-py's URL
+query, e.g. in
+.BR DLOCK_REDIS_URL .
 .PP
 Any other fsspec URL works through Deep Lake's write\-wait\-verify protocol, which is
 not atomic; dlock says so.
@@ -120,6 +134,10 @@ ZooKeeper hosts for zk:///path targets.
 .TP
 .B DLOCK_ZK_AUTH
 ZooKeeper digest credentials, user:password.
+.TP
+.B DLOCK_REDIS_URL
+Redis server, credentials and TLS settings for redis:///DB/KEY targets, e.g.
+rediss://user:password@cache:6380/?ssl_ca_certs=/etc/ssl/redis\-ca.pem.
 .TP
 .B DLOCK_TOKEN
 The owner token for refresh when \-\-token is not given.

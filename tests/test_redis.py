@@ -41,7 +41,7 @@ def target(redis_server, key) -> str:  # type: ignore[no-untyped-def]
 def r(redis_server):  # type: ignore[no-untyped-def]
     import redis
 
-    client = redis.Redis(port=redis_server.port)
+    client = redis.Redis(port=redis_server.port, socket_timeout=10)  # MONITOR waits no longer
     yield client
     client.close()
 
@@ -131,6 +131,61 @@ def test_a_target_without_database_key_or_server_is_a_usage_error(cli, bad):
     assert result.code == 2, result.err
 
 
+def test_rediss_through_a_tls_server_with_its_ca_given_by_o_or_in_dlock_redis_url(redis_tls, key):
+    cli = DlockRunner()
+    target, ca = f"{redis_tls.url}/0/{key}", f"ssl_ca_certs={redis_tls.tls.ca}"
+    assert cli("status", target, "-o", ca).code == 0
+    taken = cli("acquire", target, "-o", ca, "--note", "over TLS")
+    assert taken.code == 0, taken.err
+    found, code = status(cli, target + f"?{ca}")  # redis-py's URL form
+    assert code == 1 and found["locks"][0]["holder"]["note"] == "over TLS"
+    env = {"DLOCK_REDIS_URL": f"{redis_tls.url}/?{ca}"}
+    assert cli("status", f"redis:///0/{key}", env=env).code == 1
+    assert cli("release", f"redis:///0/{key}", "--token", taken.out.strip(), env=env).code == 0
+    assert cli("status", target, "-o", ca).code == 0
+
+
+@pytest.mark.parametrize("trust, host, words", [
+    ("system", "127.0.0.1", ("not trusted", "-o ssl_ca_certs=PATH")),
+    ("other-ca", "127.0.0.1", ("not trusted", "-o ssl_ca_certs=PATH")),
+    ("ca", "127.1", ("not for that host", "-o ssl_check_hostname=false")),  # the certificate names 127.0.0.1 and localhost
+])
+def test_an_untrusted_server_certificate_is_one_sentence_and_exit_4(redis_tls, key, trust, host, words):
+    ca = {"system": None, "other-ca": redis_tls.tls.other_ca, "ca": redis_tls.tls.ca}[trust]
+    options = ["-o", f"ssl_ca_certs={ca}"] if ca else []
+    for verb in ("status", "acquire"):
+        refused = DlockRunner()(verb, f"rediss://{host}:{redis_tls.port}/0/{key}", *options)
+        assert refused.code == 4 and "Traceback" not in refused.err, refused.err
+        assert "TLS certificate" in refused.err and all(word in refused.err for word in words), refused.err
+        assert len(refused.err.strip().splitlines()) == 1
+
+
+def test_plain_redis_to_a_tls_port_says_to_write_rediss(redis_tls, key):
+    refused = DlockRunner()("status", f"redis://127.0.0.1:{redis_tls.port}/0/{key}")
+    assert refused.code == 4 and "rediss://" in refused.err and "Traceback" not in refused.err, refused.err
+
+
+@pytest.mark.parametrize("target, option, word", [
+    ("redis://127.0.0.1:1/0/k", "ssl_ca_certs={ca}", "rediss://"),  # a TLS setting without TLS
+    ("rediss://127.0.0.1:1/0/k", "endpoint_url=http://x", "takes no setting"),
+    ("rediss://127.0.0.1:1/0/k", "ssl_ca_certs=/no/such/ca.pem", "not a file"),
+    ("rediss://127.0.0.1:1/0/k", "ssl_cert_reqs=maybe", "ssl_cert_reqs"),
+    ("redis://127.0.0.1:1/0/k?x=1", None, "%3F"),  # a query that is no setting: not silently cut off the key
+])
+def test_settings_a_redis_target_does_not_take_are_usage_errors(tmp_path, target, option, word):
+    (tmp_path / "ca.pem").write_text("")
+    options = ["-o", option.format(ca=tmp_path / "ca.pem")] if option else []
+    refused = DlockRunner()("status", target, *options)
+    assert refused.code == 2 and word in refused.err, refused.err
+
+
+def test_a_redis_cluster_node_is_refused_in_one_sentence(redis_cluster_node, key):
+    for target in (f"{redis_cluster_node.url}/0/{key}", f"{redis_cluster_node.url}/1/{key}"):
+        refused = DlockRunner()("acquire", target)
+        assert refused.code == 4 and "does not support Redis Cluster" in refused.err, refused.err
+        assert "Traceback" not in refused.err and len(refused.err.strip().splitlines()) == 1
+
+
 # -- interop ---------------------------------------------------------------------------
 
 def test_redis_py_lock_holder_keeps_dlock_out_and_is_shown(cli, redis_server, target, key):
@@ -202,6 +257,99 @@ def test_a_waiter_is_woken_by_dlock_s_release_at_once_not_by_its_next_poll(targe
     lease.release()
     waiter.join(timeout=10)
     assert woke and woke[0] - released < 0.15, "woken by the release's PUBLISH, not a poll"
+
+
+def answer_times(procs: list[subprocess.Popen], timeout: float) -> list[float]:  # type: ignore[type-arg]
+    """When each process printed its first line (time.monotonic()): `acquire` its token,
+    `wait --json` its verdict, both at once after waking (exiting takes longer, and more so
+    on a loaded machine)."""
+    import threading
+
+    answered: dict[int, float] = {}
+
+    def read(i: int, proc: subprocess.Popen) -> None:  # type: ignore[type-arg]
+        if proc.stdout.readline():
+            answered[i] = time.monotonic()
+
+    readers = [threading.Thread(target=read, args=(i, proc), daemon=True) for i, proc in enumerate(procs)]
+    for reader in readers:
+        reader.start()
+    for reader in readers:
+        reader.join(timeout=timeout)
+    assert len(answered) == len(procs), "a waiter did not wake"
+    return [answered[i] for i in range(len(procs))]
+
+
+WAITING = {"wait": ("wait", "--json"), "acquire": ("acquire",)}
+
+
+def free_after_the_waiter_looks(r, lock, how: str) -> float:  # type: ignore[no-untyped-def]
+    """Free the key just after a waiter's poll (MONITOR shows its request naming the key): a
+    waiter that only polls sleeps most of a pause (1 s by now) before it looks again. By
+    redis-py's release, or by expiry (the TTL cut to 0.2 s); returns when the key went."""
+    with r.monitor() as monitor:
+        for request in monitor.listen():
+            if lock.name in request["command"]:
+                break
+    time.sleep(0.05)  # its look is over
+    now = time.monotonic()
+    if how == "release":
+        lock.release()
+        return now
+    r.pexpire(lock.name, 200)
+    return now + 0.2
+
+
+@pytest.mark.parametrize("verb, how", [("wait", "release"), ("acquire", "release"), ("wait", "expiry")])
+def test_with_keyspace_notifications_a_waiter_wakes_at_once_when_a_redis_py_lock_goes(tmp_path, key, verb, how):
+    import redis
+
+    from servers.redis import _server
+
+    with _server(tmp_path, "--notify-keyspace-events", "Kgx") as server, redis.Redis(port=server.port, socket_timeout=10) as r:
+        lock = r.lock(key, timeout=60)
+        assert lock.acquire(blocking=False)
+        waiter = DlockRunner().popen(*WAITING[verb], f"{server.url}/0/{key}", "--timeout", "60")
+        time.sleep(3.0)  # its polling pause has reached the 1 s cap
+        gone = free_after_the_waiter_looks(r, lock, how)
+        answered = answer_times([waiter], timeout=20)[0]
+        assert waiter.wait(timeout=20) == 0
+        assert answered - gone < 0.5, "woken by the keyspace notification (del, expired), not a poll"
+
+
+@pytest.mark.parametrize("verb, how", [("wait", "release"), ("acquire", "expiry")])
+def test_without_keyspace_notifications_a_waiter_still_wakes_by_polling(cli, target, r, key, verb, how):
+    assert "K" not in r.config_get("notify-keyspace-events")["notify-keyspace-events"]
+    lock = r.lock(key, timeout=60)
+    assert lock.acquire(blocking=False)
+    waiter = cli.popen(*WAITING[verb], target, "--timeout", "60")
+    time.sleep(3.0)
+    gone = free_after_the_waiter_looks(r, lock, how)
+    answered = answer_times([waiter], timeout=20)[0]
+    assert waiter.wait(timeout=20) == 0
+    assert answered - gone < 5, "the polling pause is at most 1 s"
+
+
+def test_acl_users_without_config_or_without_channels_still_wait(tmp_path, key):
+    """No CONFIG (as on managed services): subscribed anyway, woken by the notification. No
+    Pub/Sub channels at all: polling."""
+    import redis
+
+    from servers.redis import _server
+
+    with _server(tmp_path, "--notify-keyspace-events", "Kgx") as server, redis.Redis(port=server.port, socket_timeout=10) as r:
+        r.execute_command("ACL", "SETUSER", "noconfig", "on", ">pw", "~*", "&*", "+@all", "-config")
+        r.execute_command("ACL", "SETUSER", "nochannels", "on", ">pw", "~*", "+@all", "resetchannels")
+        for user, bound in (("noconfig", 0.5), ("nochannels", 5)):
+            lock = r.lock(key, timeout=60)
+            assert lock.acquire(blocking=False)
+            waiter = DlockRunner().popen("acquire", f"redis://{user}:pw@127.0.0.1:{server.port}/0/{key}", "--timeout", "60")
+            time.sleep(3.0)
+            gone = free_after_the_waiter_looks(r, lock, "release")
+            answered = answer_times([waiter], timeout=20)[0]
+            assert waiter.wait(timeout=20) == 0, waiter.stderr.read()
+            assert answered - gone < bound, user
+            r.delete(key, f"{key}:dlock")
 
 
 def test_a_sigkilled_holder_s_lock_is_free_after_its_ttl(cli, target):

@@ -61,7 +61,7 @@ _debug = False
 # -- shared options --------------------------------------------------------------------
 
 StorageOption = typer.Option(
-    None, "--storage-option", "-o", metavar="KEY=VALUE", help="Passed to the fsspec filesystem (repeatable)."
+    None, "--storage-option", "-o", metavar="KEY=VALUE", help="Passed to the fsspec filesystem; for rediss:// the TLS settings, e.g. ssl_ca_certs=PATH (repeatable)."
 )
 Branch = typer.Option("main", "--branch", "-b", help="Deep Lake branch whose head is locked.")
 Commit = typer.Option(None, "--commit", help="Lock this Deep Lake commit's version directly.")

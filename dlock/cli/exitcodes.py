@@ -35,6 +35,8 @@ ADVICE: dict[Remedy, str] = {
     Remedy.ZK_AUTH: "Give credentials with --zk-auth USER:PASSWORD (or DLOCK_ZK_AUTH).",
     Remedy.ZK_TIMEOUT: "--zk-timeout waits longer.",
     Remedy.RELEASE_CHOICE: "Give one of --token T, --force, --if-stale.",
+    Remedy.TLS_CA: "Give the CA that signed it with -o ssl_ca_certs=PATH.",
+    Remedy.TLS_HOSTNAME: "-o ssl_check_hostname=false turns the check off.",
 }
 
 

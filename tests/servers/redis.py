@@ -1,6 +1,7 @@
 """Redis from Debian's package: a server of its own on a free loopback port, without
-persistence, always stopped in `finally`; for failover, a primary, its replica and a
-sentinel (`redis-server --sentinel`, so the redis-sentinel package is not needed).
+persistence, always stopped in `finally`; one that speaks only TLS (Debian's build has
+it); for failover, a primary, its replica and a sentinel (`redis-server --sentinel`, so
+the redis-sentinel package is not needed).
 
 LOCK_TARGETS: a key on the session's server is a lock target (`lock_target_redis`), so the
 behavioural suite runs there wherever a verb means the same as on lock files.
@@ -21,6 +22,7 @@ from typing import Iterator
 import pytest
 
 from servers._util import free_port, stop, wait_for_port
+from servers._certs import TlsFiles, make_tls_files
 
 LOCK_TARGETS = ["redis"]
 
@@ -31,14 +33,19 @@ class RedisServer:
     directory: Path
     config: Path | None = None  # a config file first on the command line (a sentinel's)
     process: subprocess.Popen | None = None  # type: ignore[type-arg]
+    tls: TlsFiles | None = None  # TLS only on `port`, no plain port
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}"
+        return f"{'rediss' if self.tls else 'redis'}://127.0.0.1:{self.port}"
 
     def start(self, *extra: str) -> bool:
+        ports = ["--port", str(self.port)]
+        if self.tls is not None:
+            ports = ["--port", "0", "--tls-port", str(self.port), "--tls-cert-file", str(self.tls.cert),
+                     "--tls-key-file", str(self.tls.key), "--tls-ca-cert-file", str(self.tls.ca), "--tls-auth-clients", "no"]
         self.process = subprocess.Popen(
-            ["redis-server", *([str(self.config)] if self.config else []), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            ["redis-server", *([str(self.config)] if self.config else []), *ports, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
              "--dir", str(self.directory), *extra],
             stdout=open(self.directory / "redis.log", "wb"), stderr=subprocess.STDOUT)
         return wait_for_port(self.port, self.process)
@@ -57,12 +64,12 @@ class RedisServer:
 
 
 @contextlib.contextmanager
-def _server(directory: Path, *extra: str, config: Path | None = None) -> Iterator[RedisServer]:
+def _server(directory: Path, *extra: str, config: Path | None = None, tls: TlsFiles | None = None) -> Iterator[RedisServer]:
     from conftest import server_unavailable
 
     if shutil.which("redis-server") is None:
         server_unavailable("Redis (Debian package redis-server; scripts/install-system-deps.sh installs it)")
-    server = RedisServer(free_port(), directory, config)
+    server = RedisServer(free_port(), directory, config, tls=tls)
     try:
         if not server.start(*extra):
             server_unavailable(f"Redis (log: {directory}/redis.log)")
@@ -82,6 +89,28 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
 def redis_private(tmp_path: Path) -> Iterator[RedisServer]:
     """A server of the test's own, to stop in the middle of a test."""
     with _server(tmp_path) as server:
+        yield server
+
+
+@pytest.fixture
+def redis_tls(tmp_path: Path) -> Iterator[RedisServer]:
+    """A server that speaks only TLS, with a throwaway CA (`server.tls.ca`) of the test's own."""
+    with _server(tmp_path, tls=make_tls_files(tmp_path)) as server:
+        yield server
+
+
+@pytest.fixture
+def redis_cluster_node(tmp_path: Path) -> Iterator[RedisServer]:
+    """A Redis Cluster of one node that serves every hash slot."""
+    import redis
+
+    with _server(tmp_path, "--cluster-enabled", "yes", "--cluster-config-file", str(tmp_path / "nodes.conf")) as server, \
+            redis.Redis(port=server.port, socket_timeout=2) as client:
+        client.execute_command("CLUSTER", "ADDSLOTSRANGE", 0, 16383)
+        deadline = time.monotonic() + 20
+        while b"cluster_state:ok" not in client.execute_command("CLUSTER", "INFO"):
+            assert time.monotonic() < deadline, f"cluster not ready (log: {tmp_path}/redis.log)"
+            time.sleep(0.05)
         yield server
 
 

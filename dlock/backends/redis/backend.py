@@ -5,29 +5,26 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import TYPE_CHECKING
 
 from dlock.backends.base import Backend, LeaseHandle, Options, ProgressCallback, shown
 from dlock.backends.redis import keyspace
 from dlock.backends.redis.client import RedisClient, parse_target
 from dlock.backends.redis.keyspace import pattern_of
+from dlock.backends.redis.wakeup import Waker
 from dlock.backends.redis.holders import describe, holder_json
 from dlock.backends.redis.lease import RedisLease
 from dlock.backends.redis.recipe import ACQUIRE, DELETE, candidates, channel, fence_key, fingerprint, layout_of, meta_key
 from dlock.errors import CorruptLock, LockBusy, NotOwner, Remedy, UsageError
 from dlock.model import FleetLock, FleetReport, Kind, LockInfo, LockStatus, Removal, State, held_by
 
-if TYPE_CHECKING:
-    from redis.client import PubSub
-
 
 class RedisBackend(Backend):
     def __init__(self, target: str, options: Options) -> None:
         self.target = shown(target)
-        spec = parse_target(target)
+        spec = parse_target(target, options.storage_options)
         self._key = spec.key
         self.client = RedisClient(self.target, spec)
-        self._pubsub: PubSub | None = None
+        self._waker: Waker | None = None
 
     @property
     def key(self) -> str:
@@ -50,21 +47,11 @@ class RedisBackend(Backend):
         return LockInfo(path=self.key, state=State.ABSENT, format="redis")
 
     def wait_for_change(self, delay: float) -> None:
-        """dlock publishes every release it makes, so a waiter wakes at once; a key that
-        expires or another library's release is seen by polling within `delay`."""
-        deadline = time.monotonic() + delay
-        pubsub = self._subscribed()
-        while (left := deadline - time.monotonic()) > 0:
-            message = self.client.call(lambda r: pubsub.get_message(timeout=left))
-            if message is not None and message.get("type") == "message":
-                return
-
-    def _subscribed(self) -> PubSub:
-        if self._pubsub is None:
-            pubsub = self.client.redis.pubsub(ignore_subscribe_messages=True)
-            self.client.call(lambda r: pubsub.subscribe(channel(self.key)))
-            self._pubsub = pubsub
-        return self._pubsub
+        """Woken at once by dlock's releases, and by another library's release or an expiry
+        where the server sends keyspace notifications (see wakeup); else after `delay`."""
+        if self._waker is None:
+            self._waker = Waker(self.client, candidates(self.key), channel(self.key))
+        self._waker.wait(delay)
 
     # -- acquiring ----------------------------------------------------------------------
 
@@ -139,11 +126,8 @@ class RedisBackend(Backend):
         return Removal(entry.dataset, entry.lock, "kept", "changed since it was judged")
 
     def close(self) -> None:
-        if self._pubsub is not None:
-            try:
-                self._pubsub.close()
-            except Exception:  # noqa: BLE001  (closing is best effort)
-                pass
+        if self._waker is not None:
+            self._waker.close()
         self.client.close()
 
 
