@@ -7,21 +7,21 @@ import functools
 import inspect
 import signal
 import sys
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
 import click
 import typer
 
 from dlock import api
-from dlock._version import __version__
 from dlock.cli import output
 from dlock.cli.exitcodes import BACKEND, BUSY, CORRUPT, INTERNAL, OK, exit_code_for, message_for
-from dlock.cli.runner import hold_until_signal, run_locked
 from dlock.durations import check_ttl, parse_duration
 from dlock.errors import DLockError, Interrupted, LockBusy, Refused, UsageError
-from dlock.lease import Lease
 from dlock.model import FleetLock, FleetReport, LockInfo, LockStatus, State
 from dlock.targets import session_bound
+
+if TYPE_CHECKING:
+    from dlock.lease import Lease
 
 class _UnescapedHelp:
     """Typer 0.20 escapes "[" in "[required]" and "[default: ...]" for rich markup whenever
@@ -138,21 +138,13 @@ def _validity(ttl: Optional[str]) -> Dict[str, Any]:
     return {} if ttl is None else {"validity": check_ttl(parse_duration(ttl, what="--ttl"), what="--ttl")}
 
 
-BACKEND_LIBRARIES = ("typer", "click", "rich", "fsspec", "s3fs", "gcsfs", "kazoo", "redis")
-
-
 def _version_callback(value: bool) -> None:
+    """`dlock --version` alone never gets here (dlock.cli.main answers it); with other options it does."""
     if value:
-        from importlib import metadata
+        from dlock.cli.version import version_lines
 
-        def version_of(name: str) -> str:  # read from metadata: importing s3fs alone costs 0.4 s
-            try:
-                return f"{name} {metadata.version(name)}"
-            except metadata.PackageNotFoundError:
-                return f"{name} (not installed)"
-
-        output.emit(f"dlock {__version__}")
-        output.emit(", ".join(version_of(name) for name in BACKEND_LIBRARIES))
+        for line in version_lines():
+            output.emit(line)
         raise typer.Exit()
 
 
@@ -257,6 +249,8 @@ def acquire(
         output.say(f"Locked {lease.path} (expires {output.relative(lease.expires)}).")
     if hold:
         sys.stdout.flush()
+        from dlock.cli.runner import hold_until_signal
+
         raise typer.Exit(hold_until_signal(lease, check))
 
 
@@ -340,7 +334,7 @@ def _confirm_force(target: str, yes: bool, include_waiters: bool, opts: Dict[str
     return True, (shown[0] if len(shown) == 1 else None)
 
 
-def _give_back(lease: Lease) -> None:
+def _give_back(lease: "Lease") -> None:
     try:
         lease.release()
     except DLockError as exc:
@@ -414,6 +408,8 @@ def run(
             raise
         output.error(str(busy))
         raise typer.Exit(conflict_exit_code)
+    from dlock.cli.runner import run_locked
+
     raise typer.Exit(run_locked(lease, command, grace_seconds, check))
 
 
@@ -538,7 +534,8 @@ def entry() -> None:
     import warnings
 
     warnings.showwarning = _show_warning
-    if "--debug" not in sys.argv[1:]:
+    # Only a URL target loads a library that logs (a local path never does): importing logging costs 2 ms.
+    if "--debug" not in sys.argv[1:] and any("://" in arg for arg in sys.argv[1:]):
         import logging
 
         # Libraries (gcsfs, botocore) log retries with tracebacks; dlock's error says it once.
