@@ -193,14 +193,18 @@ def status(
 
 
 def _status_each(targets: List[str], opts: Dict[str, Any]) -> Tuple[List[LockStatus], List[Tuple[str, DLockError]]]:
-    """Several targets: one that fails (missing, unreachable) does not hide the others."""
+    """Several targets, checked concurrently (see fanout), reported in the order given: one
+    that fails (missing, unreachable) does not hide the others."""
+    from dlock.cli.fanout import Fanout
+
     statuses: List[LockStatus] = []
     failures: List[Tuple[str, DLockError]] = []
-    for target in targets:
-        try:
-            statuses.append(api.status(target, **opts))
-        except DLockError as exc:
-            failures.append((target, exc))
+    with Fanout(lambda target: api.status(target, **opts), targets) as fanout:
+        for target, outcome in zip(targets, fanout.in_order()):
+            try:
+                statuses.append(outcome.result())
+            except DLockError as exc:
+                failures.append((target, exc))
     return statuses, failures
 
 
@@ -359,20 +363,49 @@ def wait(
 
     limit = parse_duration(timeout, what="--timeout", allow_forever=True)
     started = time.monotonic()
-    free = True
-    with _signals_interrupt():
-        for target in targets:
-            left = -1.0 if limit < 0 else max(0.0, limit - (time.monotonic() - started))
-            with output.WaitDisplay(target) as display:
-                if not api.wait(target, timeout=None if left < 0 else left, on_wait=display, **opts):
-                    free = False
-                    break
+    with _signals_interrupt(), output.WaitDisplay(targets[0]) as display:
+        if len(targets) == 1:
+            locked = None if api.wait(targets[0], timeout=None if limit < 0 else limit, on_wait=display, **opts) else targets[0]
+        else:
+            locked = _wait_each(targets, None if limit < 0 else started + limit, display, opts)
     waited = time.monotonic() - started
     if json_output:
-        output.emit_json({"free": free, "waited": round(waited, 3), "targets": targets})
-    elif not free:
-        output.say(f"{target}: still locked after {timeout}.")
-    raise typer.Exit(OK if free else BUSY)
+        output.emit_json({"free": locked is None, "waited": round(waited, 3), "targets": targets})
+    elif locked is not None:
+        output.say(f"{locked}: still locked after {timeout}.")
+    raise typer.Exit(OK if locked is None else BUSY)
+
+
+class _Stopped(Exception):
+    """Ends the wait for one target once the command has its answer."""
+
+
+def _wait_each(targets: List[str], deadline: Optional[float], display: output.WaitDisplay, opts: Dict[str, Any]) -> Optional[str]:
+    """Wait for several targets concurrently (see fanout); the first that stays locked past the
+    deadline (None when all are free). The first error ends the wait, as the first timeout does."""
+    import threading
+    import time
+
+    from dlock.cli.fanout import Fanout
+
+    stopped, showing = threading.Event(), threading.Lock()
+
+    def wait_one(target: str) -> bool:
+        def on_wait(busy: LockBusy, waited: float) -> None:
+            if stopped.is_set():
+                raise _Stopped()
+            with showing:  # one spinner line for all targets: the latest that was found held
+                display.target = target
+                display(busy, waited)
+
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        return api.wait(target, timeout=left, on_wait=on_wait, **opts)
+
+    with Fanout(wait_one, targets, stopped=stopped) as fanout:
+        for outcome in fanout.as_completed():
+            if not outcome.result():
+                return targets[outcome.index]
+    return None
 
 
 @app.command(cls=_Command)
