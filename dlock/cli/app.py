@@ -571,10 +571,32 @@ def _command(argv: List[str]) -> click.Command:
     only = [info for info in app.registered_commands
             if leading and (info.name or typer.main.get_command_name(info.callback.__name__ if info.callback else "")) == leading[0]]
     if not only or "_DLOCK_COMPLETE" in os.environ:
+        if {"--show-completion", "--install-completion"} & {arg.partition("=")[0] for arg in leading}:
+            _static_completion_scripts()
         return typer.main.get_command(app)
     one = typer.Typer()
     one.__dict__.update(app.__dict__, registered_commands=only)
     return typer.main.get_command(one)
+
+
+def _static_completion_scripts() -> None:
+    """`--show-completion` and `--install-completion` give bash, zsh and fish the static
+    scripts of dlock.cli.completion (no Python at each TAB) instead of Typer's, which start
+    dlock at every TAB; other shells keep Typer's. (typer is pinned: this is its 0.20 API.)"""
+    import typer._completion_shared as shared
+    import typer.completion
+
+    typers_script = shared.get_completion_script
+
+    def get_completion_script(*, prog_name: str, complete_var: str, shell: str) -> str:
+        if shell in ("bash", "zsh", "fish"):
+            from dlock.cli.completion import script
+
+            return script(shell, typer.main.get_command(app))
+        return typers_script(prog_name=prog_name, complete_var=complete_var, shell=shell)
+
+    shared.get_completion_script = get_completion_script
+    setattr(typer.completion, "get_completion_script", get_completion_script)  # show_callback's own import of it
 
 
 def entry() -> None:
