@@ -181,11 +181,10 @@ NOT_ON_THE_STATUS_PATH = (
 
 def imported_by_dlock(*argv: str) -> tuple[str, list[str]]:
     """Run dlock in a fresh interpreter: its output and every module it imported."""
-    probe = (
-        "import sys, runpy; sys.argv = ['dlock', *sys.argv[1:]]\n"
-        "try:\n    runpy.run_module('dlock', run_name='__main__')\n"
-        "except SystemExit:\n    pass\n"
-        "print('MODULES=' + ','.join(sorted(sys.modules)))"
+    probe = (  # dlock ends with os._exit after the exit handlers: print from one
+        "import atexit, sys, runpy; sys.argv = ['dlock', *sys.argv[1:]]\n"
+        "atexit.register(lambda: print('MODULES=' + ','.join(sorted(sys.modules))))\n"
+        "runpy.run_module('dlock', run_name='__main__')\n"
     )
     result = subprocess.run([sys.executable, "-c", probe, *argv], capture_output=True, text=True,
                             env={**os.environ, "PYTHONPATH": str(TESTS.parent)})

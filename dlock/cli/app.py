@@ -633,6 +633,25 @@ def entry() -> None:
         output.error(f"internal error: {type(exc).__name__}: {exc}. Run again with --debug for the traceback, and report it.")
         code = INTERNAL
     sys.stdout.flush()
-    sys.exit(code if isinstance(code, int) else 0)
+    _exit(code if isinstance(code, int) else 0)
+
+
+def _exit(code: int) -> None:
+    """Exit as Python would, less the interpreter's teardown of every module and object
+    (13 ms, a sixth of a `dlock status`): the exit handlers run (atexit, weakref.finalize),
+    the streams are flushed, and then the process ends. While another thread that Python
+    would wait for is alive, a normal exit."""
+    import atexit
+    import threading
+
+    if any(thread.is_alive() and not thread.daemon for thread in threading.enumerate() if thread is not threading.main_thread()):
+        sys.exit(code)
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # closed, or a reader that went away
+            pass
+    os._exit(code)
 
 
