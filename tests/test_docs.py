@@ -95,6 +95,13 @@ def test_fish_completes_commands_and_options():
     assert [line.split("\t")[0] for line in out.splitlines()] == ["status", "--force"]
 
 
+def test_a_dynamic_script_installed_by_an_earlier_dlock_still_completes():
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "_DLOCK_COMPLETE": "complete_bash", "COMP_WORDS": "dlock st",
+           "COMP_CWORD": "1"}
+    result = subprocess.run(dlock_executable(), capture_output=True, text=True, env=env, timeout=60)
+    assert result.returncode == 0 and result.stdout.split() == ["status"]
+
+
 def test_show_and_install_completion_give_the_static_scripts(tmp_path):
     bash = shell("bash")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HOME": str(tmp_path)}
