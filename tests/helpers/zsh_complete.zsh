@@ -14,10 +14,14 @@ done
 sleep 0.3
 for line in "$@"; do
   zpty -w -n z "$line"$'\t'
-  sleep 0.5
+  sleep 0.3
   zpty -w -n z $'\x07'  # ^G: write the completed line to OUT
-  sleep 0.2
   zpty -w z $'\x15'     # ^U: clear it, then Enter on the empty line
 done
-sleep 0.5
+# zle handles the keys in order however slow a completion is: wait for every line.
+waited=0
+while (( $(wc -l < $out) < $# )); do
+  sleep 0.1
+  (( ++waited < 300 )) || break
+done
 zpty -d z
