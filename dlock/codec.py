@@ -12,9 +12,7 @@ Deep Lake 3.9 stores the expiry (write time + 300 s); older 3.x releases wrote a
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
-import secrets
 import struct
 from typing import Any
 
@@ -58,6 +56,8 @@ class LockRecord:
 
 def random_node_id() -> int:
     """A node id no Deep Lake process will take for its own machine's."""
+    import secrets
+
     return secrets.randbits(48) | MULTICAST_BIT
 
 
@@ -68,6 +68,8 @@ def format_node_id(node_id: int) -> str:
 def encode(record: LockRecord) -> bytes:
     head = HEADER.pack(record.node_id.to_bytes(6, "little"), record.time)
     if record.payload is not None:
+        import json  # here, not at start-up: a free dataset's status never needs it
+
         body = json.dumps(record.payload, separators=(",", ":"), sort_keys=True).encode()
         return head + MAGIC + bytes([TAG_VERSION]) + body
     if record.pid is not None:
@@ -95,6 +97,8 @@ def _decode_payload(tag: bytes) -> dict[str, Any]:
     if not tag or tag[0] != TAG_VERSION:
         version = tag[0] if tag else None
         raise CorruptLock(f"dlock tag version {version!r} is not one this dlock reads")
+    import json
+
     try:
         payload = json.loads(tag[1:].decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:

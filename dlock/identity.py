@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-import getpass
 import math
 import os
-import socket
 import time
 from typing import Mapping
 
@@ -15,10 +13,17 @@ from dlock.model import Holder
 
 
 def current_user() -> str:
+    import getpass
+
     try:
         return getpass.getuser()
     except (KeyError, OSError):
         return str(os.getuid())
+
+
+def hostname() -> str:
+    """socket.gethostname() without importing socket: both are gethostname(2), which is uname's nodename."""
+    return os.uname().nodename
 
 
 def pid_alive(pid: int) -> bool:
@@ -45,7 +50,7 @@ def holder_payload(
     fenced: dict[str, object] = {} if fence is None else {"fence": fence}
     return fenced | {
         "owner": token,
-        "host": socket.gethostname(),
+        "host": hostname(),
         "pid": os.getpid(),
         "user": current_user(),
         "created": created if created is not None else now,
@@ -62,7 +67,7 @@ def holder_from_payload(payload: Mapping[str, object], base: Holder) -> Holder:
     host = text(payload.get("host"))
     pid = payload.get("pid")
     pid = pid if isinstance(pid, int) and not isinstance(pid, bool) and 0 < pid < 2**31 else None
-    this_machine = host == socket.gethostname()
+    this_machine = host == hostname()
     return dataclasses.replace(
         base,
         host=host,

@@ -3,8 +3,9 @@
     python scripts/generate_docs.py          # write them
     python scripts/generate_docs.py --check  # exit 1 if the committed files are stale
 
-The completion scripts are Typer's own (the same `--install-completion` installs): they
-ask `dlock` for candidates at each TAB, so they can never fall behind the commands.
+The completion scripts are static (dlock/cli/completion.py; the same `--install-completion`
+installs): generated from the app, so they list every verb and option without starting
+Python at each TAB, and a test fails when they fall behind the commands.
 The man page's command and option sections come from the app's help; the rest is
 written here by hand.
 """
@@ -300,9 +301,9 @@ def man_page() -> str:
 
 
 def completion(shell: str) -> str:
-    from typer._completion_shared import get_completion_script
+    from dlock.cli.completion import script
 
-    return get_completion_script(prog_name="dlock", complete_var="_DLOCK_COMPLETE", shell=shell).rstrip() + "\n"
+    return script(shell, typer.main.get_command(app))
 
 
 def generated() -> dict[Path, str]:

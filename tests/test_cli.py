@@ -170,19 +170,53 @@ def test_real_deeplake_dataset_shows_both_leftover_locks(local_cli, deeplake_dat
     assert target["lock_path"] == by_branch["main"]["path"]
 
 
-def test_status_of_a_local_dataset_imports_no_cloud_or_zookeeper_client(tmp_path):
-    probe = (
-        "import sys, runpy; sys.argv = ['dlock', 'status', sys.argv[1]]\n"
-        "try:\n    runpy.run_module('dlock', run_name='__main__')\n"
-        "except SystemExit:\n    pass\n"
-        "heavy = [m for m in ('s3fs', 'gcsfs', 'kazoo', 'redis', 'boto3', 'botocore', 'aiobotocore', 'fsspec', 'rich', 'pydantic', 'prometheus_client') if m in sys.modules]\n"
-        "print('HEAVY=' + ','.join(heavy))"
+# What `dlock status ./ds` must not import: the cloud, ZooKeeper and Redis clients, and what
+# only other verbs need (start-up time, see bench/startup.py).
+NOT_ON_THE_STATUS_PATH = (
+    "s3fs", "gcsfs", "kazoo", "redis", "boto3", "botocore", "aiobotocore", "fsspec", "rich", "pydantic", "prometheus_client",
+    "dlock.writer", "dlock.backends.tree", "dlock.cli.runner", "concurrent.futures", "logging", "json",
+    "secrets", "hashlib", "socket", "typing_extensions", "importlib.metadata",
+)
+
+
+def imported_by_dlock(*argv: str) -> tuple[str, list[str]]:
+    """Run dlock in a fresh interpreter: its output and every module it imported."""
+    probe = (  # dlock ends with os._exit after the exit handlers: print from one
+        "import atexit, sys, runpy; sys.argv = ['dlock', *sys.argv[1:]]\n"
+        "atexit.register(lambda: print('MODULES=' + ','.join(sorted(sys.modules))))\n"
+        "runpy.run_module('dlock', run_name='__main__')\n"
     )
-    result = subprocess.run([sys.executable, "-c", probe, str(tmp_path)], capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "-c", probe, *argv], capture_output=True, text=True,
                             env={**os.environ, "PYTHONPATH": str(TESTS.parent)})
     assert result.returncode == 0, result.stderr
-    assert "free" in result.stdout
-    assert result.stdout.strip().splitlines()[-1] == "HEAVY=", result.stdout
+    *out, modules = result.stdout.strip().splitlines()
+    assert modules.startswith("MODULES=")
+    return "\n".join(out), modules[len("MODULES="):].split(",")
+
+
+def test_status_of_a_local_dataset_imports_no_cloud_or_zookeeper_client(tmp_path):
+    out, modules = imported_by_dlock("status", str(tmp_path))
+    assert "free" in out
+    assert [name for name in NOT_ON_THE_STATUS_PATH if name in modules] == []
+
+
+def test_version_imports_neither_typer_nor_the_lock_code():
+    out, modules = imported_by_dlock("--version")
+    assert out.splitlines()[0] == f"dlock {__version__}"
+    assert [name for name in ("typer", "click", "dlock.api", "dlock.cli.app", "importlib.metadata") if name in modules] == []
+
+
+def test_version_lists_the_same_library_versions_as_importlib_metadata(local_cli):
+    from importlib import metadata
+
+    libraries = local_cli("--version").out.strip().splitlines()[1].split(", ")
+    for entry in libraries:
+        name, _, version = entry.partition(" ")
+        try:
+            expected = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            expected = "(not installed)"
+        assert version == expected, entry
 
 
 def test_the_installed_console_script_runs_dlock():

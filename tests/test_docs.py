@@ -11,7 +11,7 @@ import click
 import pytest
 import typer
 
-from conftest import IN_CI, TESTS
+from conftest import IN_CI, TESTS, dlock_executable
 
 ROOT = TESTS.parent
 
@@ -62,25 +62,55 @@ def test_man_page_names_every_command_and_option():
         assert f".SH {section}" in page
 
 
-def test_bash_completes_commands_and_options():
-    script = ("source completions/dlock.bash; COMP_WORDS=(dlock st); COMP_CWORD=1; _dlock_completion dlock; "
-              "echo \"${COMPREPLY[@]}\"; COMP_WORDS=(dlock release --f); COMP_CWORD=2; _dlock_completion dlock; "
-              "echo \"${COMPREPLY[@]}\"")
-    lines = run([shell("bash"), "-c", script]).splitlines()
-    assert lines == ["status", "--force"]
+def test_bash_completes_commands_and_options_without_starting_python():
+    script = ("source completions/dlock.bash; t() { COMP_WORDS=(\"$@\"); COMP_CWORD=$(($# - 1)); COMPREPLY=(); "
+              "_dlock_completion dlock; echo \"${COMPREPLY[*]}\"; }; "
+              "t dlock st; t dlock release --f; t dlock --debug status -o k=v --zk-t; t dlock status --ttl ''; t dlock l")
+    # No PATH: the completion can only use bash itself (Typer's script ran dlock at each TAB).
+    result = subprocess.run([shell("bash"), "--norc", "-c", script], cwd=ROOT, capture_output=True, text=True,
+                            env={"PATH": "/nonexistent"}, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["status", "--force", "--zk-timeout", "", "list"]
 
 
-def test_zsh_completes_commands_and_options():
-    # compdef/_arguments are stubbed to print what the real completion function hands them.
-    script = ("compdef() { : }; _arguments() { print -l -- \"$@\" }; source completions/dlock.zsh; "
-              "words=(dlock st); CURRENT=2; _dlock_completion; words=(dlock release --f); CURRENT=3; _dlock_completion")
-    out = run([shell("zsh"), "-f", "-c", script])
-    assert '"status"' in out and '"--force"' in out
+def zsh_complete(setup: str, lines: list[str], tmp_path) -> list[str]:
+    """Each line typed into a real interactive zsh (on a pty) and completed with TAB."""
+    out = tmp_path / "completed"
+    run([shell("zsh"), "-f", str(TESTS / "helpers" / "zsh_complete.zsh"), setup, str(out), *lines])
+    return out.read_text().splitlines()
+
+
+@pytest.mark.parametrize("how", ["fpath", "source"])
+def test_zsh_completes_commands_options_and_paths(how, tmp_path):
+    setup = {"fpath": f"fpath=({ROOT / 'completions' / 'zsh'} $fpath); autoload -U compinit; compinit -u -D",
+             "source": f"autoload -U compinit; compinit -u -D; source {ROOT / 'completions' / 'dlock.zsh'}"}[how]
+    (tmp_path / "datasets").mkdir()
+    lines = ["dlock st", "dlock st", "dlock release --fo", f"dlock status {tmp_path}/data", "dlock --deb"]
+    assert zsh_complete(setup, lines, tmp_path) == [
+        "dlock status ", "dlock status ", "dlock release --force ", f"dlock status {tmp_path}/datasets/", "dlock --debug "]
 
 
 def test_fish_completes_commands_and_options():
     out = run([shell("fish"), "-c", "source completions/dlock.fish; complete -C 'dlock st'; complete -C 'dlock release --f'"])
     assert [line.split("\t")[0] for line in out.splitlines()] == ["status", "--force"]
+
+
+def test_a_dynamic_script_installed_by_an_earlier_dlock_still_completes():
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "_DLOCK_COMPLETE": "complete_bash", "COMP_WORDS": "dlock st",
+           "COMP_CWORD": "1"}
+    result = subprocess.run(dlock_executable(), capture_output=True, text=True, env=env, timeout=60)
+    assert result.returncode == 0 and result.stdout.split() == ["status"]
+
+
+def test_show_and_install_completion_give_the_static_scripts(tmp_path):
+    bash = shell("bash")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HOME": str(tmp_path)}
+    command = " ".join(dlock_executable())  # the installed `dlock`: its name is the one completed
+    shown = subprocess.run([bash, "-c", f"{command} --show-completion"], capture_output=True, text=True, env=env, timeout=60)
+    assert shown.returncode == 0 and shown.stdout.strip() == (ROOT / "completions" / "dlock.bash").read_text().strip()
+    installed = subprocess.run([bash, "-c", f"{command} --install-completion"], capture_output=True, text=True, env=env, timeout=60)
+    assert installed.returncode == 0, installed.stderr
+    assert (tmp_path / ".bash_completions" / "dlock.sh").read_text().strip() == shown.stdout.strip()
 
 
 def test_wheel_installs_man_page_and_completions_where_tools_look(tmp_path):

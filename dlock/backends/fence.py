@@ -21,8 +21,6 @@ is invisible to it, and dlock's own scans match lock files by their exact name.
 
 from __future__ import annotations
 
-import json
-import random
 import time
 
 from dlock._version import __version__
@@ -40,6 +38,9 @@ def counter_path(lock_path: str) -> str:
 
 def raise_fence(store: Store, path: str, target: str) -> int:
     """The counter at `path` raised by one, conditionally; the new value."""
+    import json  # off the start-up path of every verb that never raises a fence
+    import random
+
     for attempt in range(ATTEMPTS):
         current = store.read(path)
         value = read_counter(current, store.url(path)) + 1
@@ -60,6 +61,8 @@ def read_counter(stored: Stored | None, where: str) -> int:
     guessed at: a wrong guess could hand out a number twice."""
     if stored is None:
         return 0
+    import json
+
     value: object = None
     if stored.odd is None and stored.size is None:
         try:

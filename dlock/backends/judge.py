@@ -7,7 +7,6 @@ file holding the write time and treated it as valid for 300 s.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import time
 import uuid
 
@@ -99,6 +98,8 @@ def same_holder(seen: LockInfo, now: LockInfo) -> bool:
 
 
 def _fingerprint(stored: Stored) -> str:
+    import hashlib
+
     return hashlib.sha256(stored.data + repr(stored.version).encode()).hexdigest()[:16]
 
 

@@ -9,7 +9,6 @@ commits does not stop Deep Lake. A directory without that file is locked at its 
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 
 from dlock.backends.base import Options
@@ -87,6 +86,8 @@ class DatasetLayout:
         if stored.odd or stored.size is not None:
             raise CorruptLock(f"{where} is {stored.odd or 'larger than 32 MiB'}, not Deep Lake's version record; "
                               "dlock cannot tell which commit Deep Lake locks.")
+        import json  # only for a Deep Lake dataset: off the start-up path of every other target
+
         try:
             document = json.loads(stored.data)
             branches = {str(name): str(head) for name, head in document["branches"].items()}

@@ -8,12 +8,9 @@ reads back can already be a Deep Lake process's.
 
 from __future__ import annotations
 
-import concurrent.futures
-import secrets
 import time
 
 from dlock import codec
-from dlock.backends import tree
 from dlock.backends.base import Backend, LeaseHandle, Options, ProgressCallback
 from dlock.backends.fence import counter_path, raise_fence
 from dlock.backends.judge import judge_lock, owner_of, same_holder
@@ -59,6 +56,8 @@ class LockFileBackend(Backend):
         where requests go over a network."""
         if not self.store.parallel_io or len(locks) < 3:
             return [self.store.read(lock.path) for lock in locks]
+        import concurrent.futures
+
         with concurrent.futures.ThreadPoolExecutor(max_workers=min(16, len(locks))) as pool:
             return list(pool.map(lambda lock: self.store.read(lock.path), locks))
 
@@ -67,6 +66,8 @@ class LockFileBackend(Backend):
 
     def scan(self, *, depth: int, on_progress: ProgressCallback | None = None,
              concurrency: int | None = None) -> FleetReport:
+        from dlock.backends import tree  # list/clean only: off the path of every other verb
+
         report, self._found = tree.scan(self.store, self.dataset, self.target, depth=depth,
                                         validity=self.options.validity, concurrency=concurrency,
                                         on_progress=on_progress)
@@ -74,6 +75,8 @@ class LockFileBackend(Backend):
 
     def remove_found(self, entries: list[FleetLock], *, dry_run: bool = False,
                      concurrency: int | None = None) -> list[Removal]:
+        from dlock.backends import tree
+
         return tree.remove(self.store, self._found, entries, dry_run=dry_run, concurrency=concurrency)
 
     # -- acquiring ------------------------------------------------------------------
@@ -84,6 +87,8 @@ class LockFileBackend(Backend):
         kind, lock, _ = self.layout.locate()
         if lock.version and lock.path != self.store.join(self.dataset, LOCK_NAME):
             self.store.prepare_parent(lock.path)  # a head checked against version_control_info.json
+        import secrets
+
         token = secrets.token_hex(16)
         data = _lock_bytes(token, ttl, note)
         try:

@@ -6,23 +6,24 @@ No lock logic lives here: the library does the work, the CLI is a thin skin over
 import enum
 import functools
 import inspect
+import os
 import signal
 import sys
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
 import click
 import typer
 
 from dlock import api
-from dlock._version import __version__
 from dlock.cli import output
 from dlock.cli.exitcodes import BACKEND, BUSY, CORRUPT, INTERNAL, LOST, OK, exit_code_for, message_for
-from dlock.cli.runner import hold_until_signal, run_locked, until_signal
 from dlock.durations import check_ttl, parse_duration
 from dlock.errors import BackendError, DLockError, Interrupted, LockBusy, Refused, UsageError
-from dlock.lease import Lease
 from dlock.model import FleetLock, FleetReport, LockInfo, LockStatus, State
 from dlock.targets import session_bound
+
+if TYPE_CHECKING:
+    from dlock.lease import Lease
 
 class _UnescapedHelp:
     """Typer 0.20 escapes "[" in "[required]" and "[default: ...]" for rich markup whenever
@@ -139,21 +140,13 @@ def _validity(ttl: Optional[str]) -> Dict[str, Any]:
     return {} if ttl is None else {"validity": check_ttl(parse_duration(ttl, what="--ttl"), what="--ttl")}
 
 
-BACKEND_LIBRARIES = ("typer", "click", "rich", "fsspec", "s3fs", "gcsfs", "kazoo", "redis")
-
-
 def _version_callback(value: bool) -> None:
+    """`dlock --version` alone never gets here (dlock.cli.main answers it); with other options it does."""
     if value:
-        from importlib import metadata
+        from dlock.cli.version import version_lines
 
-        def version_of(name: str) -> str:  # read from metadata: importing s3fs alone costs 0.4 s
-            try:
-                return f"{name} {metadata.version(name)}"
-            except metadata.PackageNotFoundError:
-                return f"{name} (not installed)"
-
-        output.emit(f"dlock {__version__}")
-        output.emit(", ".join(version_of(name) for name in BACKEND_LIBRARIES))
+        for line in version_lines():
+            output.emit(line)
         raise typer.Exit()
 
 
@@ -201,14 +194,18 @@ def status(
 
 
 def _status_each(targets: List[str], opts: Dict[str, Any]) -> Tuple[List[LockStatus], List[Tuple[str, DLockError]]]:
-    """Several targets: one that fails (missing, unreachable) does not hide the others."""
+    """Several targets, checked concurrently (see fanout), reported in the order given: one
+    that fails (missing, unreachable) does not hide the others."""
+    from dlock.cli.fanout import Fanout
+
     statuses: List[LockStatus] = []
     failures: List[Tuple[str, DLockError]] = []
-    for target in targets:
-        try:
-            statuses.append(api.status(target, **opts))
-        except DLockError as exc:
-            failures.append((target, exc))
+    with Fanout(lambda target: api.status(target, **opts), targets) as fanout:
+        for target, outcome in zip(targets, fanout.in_order()):
+            try:
+                statuses.append(outcome.result())
+            except DLockError as exc:
+                failures.append((target, exc))
     return statuses, failures
 
 
@@ -260,6 +257,8 @@ def acquire(
         output.say(f"Locked {lease.path} (fence {fence}, expires {output.relative(lease.expires)}).")
     if hold:
         sys.stdout.flush()
+        from dlock.cli.runner import hold_until_signal
+
         raise typer.Exit(hold_until_signal(lease, check))
 
 
@@ -362,7 +361,7 @@ def _confirm_force(target: str, yes: bool, include_waiters: bool, opts: Dict[str
     return True, (shown[0] if len(shown) == 1 else None)
 
 
-def _give_back(lease: Lease) -> None:
+def _give_back(lease: "Lease") -> None:
     try:
         lease.release()
     except DLockError as exc:
@@ -386,20 +385,49 @@ def wait(
 
     limit = parse_duration(timeout, what="--timeout", allow_forever=True)
     started = time.monotonic()
-    free = True
-    with _signals_interrupt():
-        for target in targets:
-            left = -1.0 if limit < 0 else max(0.0, limit - (time.monotonic() - started))
-            with output.WaitDisplay(target) as display:
-                if not api.wait(target, timeout=None if left < 0 else left, on_wait=display, **opts):
-                    free = False
-                    break
+    with _signals_interrupt(), output.WaitDisplay(targets[0]) as display:
+        if len(targets) == 1:
+            locked = None if api.wait(targets[0], timeout=None if limit < 0 else limit, on_wait=display, **opts) else targets[0]
+        else:
+            locked = _wait_each(targets, None if limit < 0 else started + limit, display, opts)
     waited = time.monotonic() - started
     if json_output:
-        output.emit_json({"free": free, "waited": round(waited, 3), "targets": targets})
-    elif not free:
-        output.say(f"{target}: still locked after {timeout}.")
-    raise typer.Exit(OK if free else BUSY)
+        output.emit_json({"free": locked is None, "waited": round(waited, 3), "targets": targets})
+    elif locked is not None:
+        output.say(f"{locked}: still locked after {timeout}.")
+    raise typer.Exit(OK if locked is None else BUSY)
+
+
+class _Stopped(Exception):
+    """Ends the wait for one target once the command has its answer."""
+
+
+def _wait_each(targets: List[str], deadline: Optional[float], display: output.WaitDisplay, opts: Dict[str, Any]) -> Optional[str]:
+    """Wait for several targets concurrently (see fanout); the first that stays locked past the
+    deadline (None when all are free). The first error ends the wait, as the first timeout does."""
+    import threading
+    import time
+
+    from dlock.cli.fanout import Fanout
+
+    stopped, showing = threading.Event(), threading.Lock()
+
+    def wait_one(target: str) -> bool:
+        def on_wait(busy: LockBusy, waited: float) -> None:
+            if stopped.is_set():
+                raise _Stopped()
+            with showing:  # one spinner line for all targets: the latest that was found held
+                display.target = target
+                display(busy, waited)
+
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        return api.wait(target, timeout=left, on_wait=on_wait, **opts)
+
+    with Fanout(wait_one, targets, stopped=stopped) as fanout:
+        for outcome in fanout.as_completed():
+            if not outcome.result():
+                return targets[outcome.index]
+    return None
 
 
 @app.command(cls=_Command)
@@ -436,6 +464,8 @@ def run(
             raise
         output.error(str(busy))
         raise typer.Exit(conflict_exit_code)
+    from dlock.cli.runner import run_locked
+
     raise typer.Exit(run_locked(lease, command, grace_seconds, check))
 
 
@@ -616,6 +646,7 @@ def guard(
 ) -> None:
     """Keep a running Deep Lake 3.9 writer's lock valid (Deep Lake never refreshes it). Exit 0 when the writer is done
     or on SIGINT/SIGTERM (the lock is left as it is), 1 when no live Deep Lake writer is found, 3 when another's lock replaces it."""
+    from dlock.cli.runner import until_signal
     from dlock.guard import REPLACED, Schedule, guard_dataset, guard_tree
 
     schedule = Schedule(check_ttl(parse_duration(validity, what="--validity"), what="--validity"),
@@ -664,18 +695,55 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):  #
     output.warn(str(message))
 
 
+def _command(argv: List[str]) -> click.Command:
+    """The click command for this run. When the verb comes first (after --debug), only that
+    verb is built: Typer would build every verb's parameters, 2 ms of each start. Completion
+    and everything else get the whole app."""
+    leading = argv[1:] if argv[:1] == ["--debug"] else argv
+    only = [info for info in app.registered_commands
+            if leading and (info.name or typer.main.get_command_name(info.callback.__name__ if info.callback else "")) == leading[0]]
+    if not only or "_DLOCK_COMPLETE" in os.environ:
+        if {"--show-completion", "--install-completion"} & {arg.partition("=")[0] for arg in leading}:
+            _static_completion_scripts()
+        return typer.main.get_command(app)
+    one = typer.Typer()
+    one.__dict__.update(app.__dict__, registered_commands=only)
+    return typer.main.get_command(one)
+
+
+def _static_completion_scripts() -> None:
+    """`--show-completion` and `--install-completion` give bash, zsh and fish the static
+    scripts of dlock.cli.completion (no Python at each TAB) instead of Typer's, which start
+    dlock at every TAB; other shells keep Typer's. (typer is pinned: this is its 0.20 API.)"""
+    import typer._completion_shared as shared
+    import typer.completion
+
+    typers_script = shared.get_completion_script
+
+    def get_completion_script(*, prog_name: str, complete_var: str, shell: str) -> str:
+        if shell in ("bash", "zsh", "fish"):
+            from dlock.cli.completion import script
+
+            return script(shell, typer.main.get_command(app))
+        return typers_script(prog_name=prog_name, complete_var=complete_var, shell=shell)
+
+    shared.get_completion_script = get_completion_script
+    setattr(typer.completion, "get_completion_script", get_completion_script)  # show_callback's own import of it
+
+
 def entry() -> None:
     """The `dlock` command."""
     import warnings
 
     warnings.showwarning = _show_warning
-    if "--debug" not in sys.argv[1:]:
+    # Only a URL target loads a library that logs (a local path never does): importing logging costs 2 ms.
+    if "--debug" not in sys.argv[1:] and any("://" in arg for arg in sys.argv[1:]):
         import logging
 
         # Libraries (gcsfs, botocore) log retries with tracebacks; dlock's error says it once.
         logging.getLogger().addHandler(logging.NullHandler())
     try:
-        code = app(standalone_mode=False)
+        code = _command(sys.argv[1:])(standalone_mode=False)
     except click.exceptions.Abort:
         code = 130
     except click.ClickException as exc:
@@ -697,6 +765,25 @@ def entry() -> None:
         output.error(f"internal error: {type(exc).__name__}: {exc}. Run again with --debug for the traceback, and report it.")
         code = INTERNAL
     sys.stdout.flush()
-    sys.exit(code if isinstance(code, int) else 0)
+    _exit(code if isinstance(code, int) else 0)
+
+
+def _exit(code: int) -> None:
+    """Exit as Python would, less the interpreter's teardown of every module and object
+    (13 ms, a sixth of a `dlock status`): the exit handlers run (atexit, weakref.finalize),
+    the streams are flushed, and then the process ends. While another thread that Python
+    would wait for is alive, a normal exit."""
+    import atexit
+    import threading
+
+    if any(thread.is_alive() and not thread.daemon for thread in threading.enumerate() if thread is not threading.main_thread()):
+        sys.exit(code)
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # closed, or a reader that went away
+            pass
+    os._exit(code)
 
 

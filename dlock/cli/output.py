@@ -8,29 +8,17 @@ by whoever took the lock, and must not drive the reader's terminal.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
 from typing import Any, Iterable, Sequence, TextIO
 
+from dlock.cli.escape import printable
 from dlock.durations import format_duration
 from dlock.model import FleetReport, Holder, LockInfo, LockStatus, State, to_jsonable
 
 STATE_STYLE = {State.HELD: "bold red", State.STALE: "yellow", State.ABSENT: "green", State.CORRUPT: "bold magenta"}
 STATE_LABEL = {State.HELD: "held", State.STALE: "stale", State.ABSENT: "free", State.CORRUPT: "corrupt"}
-
-# C0 controls, DEL and C1 controls move the cursor, clear the screen or start an escape
-# sequence; bidi overrides make text read differently from what it is.
-_UNPRINTABLE = [*range(0x20), 0x7F, *range(0x80, 0xA0), *range(0x202A, 0x202F), *range(0x2066, 0x206A)]
-_SHORT_ESCAPES = {ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t"}
-_ESCAPES = {code: _SHORT_ESCAPES.get(code, f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}") for code in _UNPRINTABLE}
-
-
-def printable(text: str) -> str:
-    """Control characters and bidi overrides as Python writes them in a string: \\n, \\x1b, \\u202e."""
-    return text.translate(_ESCAPES)
-
 
 def _line(text: str, stream: TextIO | None = None) -> None:
     print(printable(text), file=stream or sys.stdout)
@@ -83,10 +71,14 @@ def emit_document(text: str) -> None:
 
 
 def emit_json(document: Any) -> None:
+    import json  # only for --json: off the start-up path of plain output
+
     print(json.dumps(to_jsonable(document), indent=2))
 
 
 def emit_json_line(document: Any) -> None:
+    import json
+
     print(json.dumps(to_jsonable(document), separators=(",", ":")), flush=True)
 
 

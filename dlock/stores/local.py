@@ -13,7 +13,6 @@ import contextlib
 import errno
 import fcntl
 import os
-import secrets
 from pathlib import Path
 from stat import S_ISDIR, S_ISFIFO, S_ISLNK, S_ISREG, S_ISSOCK
 from typing import Iterator, Mapping
@@ -196,6 +195,8 @@ class LocalStore(Store):
 
     def _write_temp(self, path: str, data: bytes) -> str:
         directory, name = os.path.split(path)
+        import secrets
+
         temp = os.path.join(directory, f".{name}.{secrets.token_hex(6)}.tmp")
         try:
             fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
