@@ -175,7 +175,7 @@ def test_status_of_a_local_dataset_imports_no_cloud_or_zookeeper_client(tmp_path
         "import sys, runpy; sys.argv = ['dlock', 'status', sys.argv[1]]\n"
         "try:\n    runpy.run_module('dlock', run_name='__main__')\n"
         "except SystemExit:\n    pass\n"
-        "heavy = [m for m in ('s3fs', 'gcsfs', 'kazoo', 'redis', 'boto3', 'botocore', 'aiobotocore', 'fsspec', 'rich', 'pydantic') if m in sys.modules]\n"
+        "heavy = [m for m in ('s3fs', 'gcsfs', 'adlfs', 'azure', 'kazoo', 'redis', 'boto3', 'botocore', 'aiobotocore', 'fsspec', 'rich', 'pydantic') if m in sys.modules]\n"
         "print('HEAVY=' + ','.join(heavy))"
     )
     result = subprocess.run([sys.executable, "-c", probe, str(tmp_path)], capture_output=True, text=True,
