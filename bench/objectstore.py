@@ -156,7 +156,7 @@ def main() -> None:
                 marker_backend.store.fs.pipe_file(f"{marker_backend.dataset}/dataset_meta.json", b"{}")
             backend = open_backend(ds)
             counter = Counting(backend.store)
-            backend.store = counter
+            backend.store = backend.layout.store = counter  # the layout reads version info and lists through it
             median, requests = measure(args.runs, lambda: dlock_cycle(backend), counter)
             rows.append((name, "dlock (conditional writes)", args.runs, median, requests))
             # A Deep Lake dataset: the win is confirmed after Deep Lake's verify interval.
