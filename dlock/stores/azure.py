@@ -28,7 +28,7 @@ from azure.core.exceptions import (
 from azure.storage.blob.aio import BlobClient, ContainerClient
 from fsspec.asyn import sync
 
-from dlock.errors import BackendError, DLockError
+from dlock.errors import BackendError, DLockError, NotFound
 from dlock.stores import probe
 from dlock.stores.base import MAX_LOCK_BYTES, AlreadyExists, Conflict, Store, Stored
 from dlock.stores.fsspec import FsspecStore, OptionValue, VerifyingStore, bucket_path, key_prefix, parse_storage_options
@@ -59,6 +59,9 @@ class AzureStore(FsspecStore):
             return super().url(path)
         container, key = self.split(path)
         return f"{self.scheme}://{container}@{self.host}/{key}"
+
+    def no_bucket(self, path: str) -> NotFound:
+        return NotFound(f"{self.url(path)}: no such container {self.split(path)[0]!r} in this storage account.")
 
     # -- the SDK's async clients, driven on adlfs's event loop -----------------------------
 
