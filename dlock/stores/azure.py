@@ -109,9 +109,11 @@ class AzureStore(FsspecStore):
         return None if more else names
 
     def read(self, path: str, limit: int = MAX_LOCK_BYTES) -> Stored | None:
+        first = max(1, min(limit, MAX_LOCK_BYTES))  # a huge object is judged by its size, not fetched
+
         async def get(blob: BlobClient) -> Stored | None:
             try:
-                download = await blob.download_blob(offset=0, length=max(limit, 1), connection_timeout=CONNECT_TIMEOUT,
+                download = await blob.download_blob(offset=0, length=first, connection_timeout=CONNECT_TIMEOUT,
                                                      read_timeout=READ_TIMEOUT)
             except ResourceNotFoundError as exc:
                 _absent(exc, self, path)
@@ -125,11 +127,18 @@ class AzureStore(FsspecStore):
                     raise Conflict(path) from None  # rewritten between the two requests
                 return Stored(b"", properties.etag, _timestamp(properties.last_modified))
             properties = download.properties
-            # Only the first `limit` bytes come: Content-Range names the whole size.
+            # Only the first `first` bytes come: Content-Range names the whole size.
             size = int(str(properties.content_range).rsplit("/", 1)[-1]) if properties.content_range else properties.size
-            data = await download.readall() if size <= limit else b""
-            return Stored(data, properties.etag, _timestamp(properties.last_modified),
-                          size=size if size > len(data) else None)
+            if size > limit:
+                return Stored(b"", properties.etag, _timestamp(properties.last_modified), size=size)
+            if size > first:  # a large Deep Lake version record: the rest, of exactly this version
+                try:
+                    download = await blob.download_blob(offset=0, length=size, etag=properties.etag,
+                                                         match_condition=MatchConditions.IfNotModified,
+                                                         connection_timeout=CONNECT_TIMEOUT, read_timeout=READ_TIMEOUT)
+                except (ResourceModifiedError, ResourceNotFoundError):
+                    raise Conflict(path) from None  # rewritten between the two requests
+            return Stored(await download.readall(), properties.etag, _timestamp(properties.last_modified))
 
         try:
             return self._on_blob(path, get)
