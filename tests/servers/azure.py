@@ -21,7 +21,11 @@ PROJECT_AZURITE = Path(__file__).resolve().parents[2] / ".cache" / "azurite" / "
 
 
 def azurite_binary() -> str | None:
-    return os.environ.get("AZURITE_BLOB") or (str(PROJECT_AZURITE) if PROJECT_AZURITE.exists() else shutil.which("azurite-blob"))
+    """$AZURITE_BLOB, the project's copy, or one on PATH (npm install -g azurite)."""
+    for candidate in (os.environ.get("AZURITE_BLOB"), str(PROJECT_AZURITE), shutil.which("azurite-blob")):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    return None
 
 
 def azurite_command(binary: str, port: int) -> list[str]:
