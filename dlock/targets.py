@@ -1,8 +1,8 @@
 """TARGET -> backend, in one place: the one registry of URL schemes.
 
 A scheme names the opener of its store ("module:function"), imported only when a
-target needs it, which is how `dlock status ./ds` stays free of s3fs, gcsfs, kazoo, redis
-and boto. Every store keeps lock files, so the lock-file backend is built here, once; a lock
+target needs it, which is how `dlock status ./ds` stays free of s3fs, gcsfs, adlfs, kazoo,
+redis and boto. Every store keeps lock files, so the lock-file backend is built here, once; a lock
 service (ZooKeeper) opens its own backend. As in fsspec's registry, a scheme may name how
 to install the library it needs, shown when that library is missing.
 """
@@ -38,6 +38,9 @@ REGISTRY: dict[str, Scheme] = {
     "s3a": Scheme("dlock.stores.s3:open_store", "pip install s3fs"),
     "gs": Scheme("dlock.stores.gcs:open_store", "pip install gcsfs"),
     "gcs": Scheme("dlock.stores.gcs:open_store", "pip install gcsfs"),
+    "az": Scheme("dlock.stores.azure:open_store", "pip install 'dlock[azure]'"),
+    "abfs": Scheme("dlock.stores.azure:open_store", "pip install 'dlock[azure]'"),
+    "abfss": Scheme("dlock.stores.azure:open_store", "pip install 'dlock[azure]'"),
     "zk": Scheme("dlock.backends.zookeeper:open_backend", "pip install kazoo", lock_service=True, session_bound=True),
     "redis": Scheme("dlock.backends.redis:open_backend", "pip install redis", lock_service=True),
     "rediss": Scheme("dlock.backends.redis:open_backend", "pip install redis", lock_service=True),

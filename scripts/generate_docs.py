@@ -33,12 +33,13 @@ HAND_WRITTEN = {
 .B dlock
 administers the write locks of datasets: the
 .I dataset_lock.lock
-files Deep Lake 3 keeps beside a dataset (on local disk, S3, GCS or any fsspec store)
+files Deep Lake 3 keeps beside a dataset (on local disk, S3, GCS, Azure Blob Storage or any
+fsspec store)
 and lock nodes in ZooKeeper laid out as kazoo's lock recipes.
 It shows who holds a lock, waits for it, takes it, runs a command under it, and
 removes the one a dead job left behind.
 Its own locks are taken with the store's conditional writes (link(2) locally,
-If\-None\-Match/If\-Match on S3, generation preconditions on GCS), so two machines
+If\-None\-Match/If\-Match on S3 and Azure, generation preconditions on GCS), so two machines
 racing can never both hold one.
 """,
     "TARGETS": r"""
@@ -55,6 +56,15 @@ or
 .IR gs://bucket/ds ", " gcs://bucket/ds
 A dataset on GCS (gcsfs); an emulator through
 .BR STORAGE_EMULATOR_HOST .
+.TP
+.IR az://container/ds ", " abfs://container/ds ", " abfss://container@account.dfs.core.windows.net/ds
+A dataset on Azure Blob Storage (adlfs; install the
+.B azure
+extra). Credentials as for adlfs:
+.B \-o account_name= \-o account_key=
+or the
+.B AZURE_STORAGE_*
+variables.
 .TP
 .I memory://ds
 The in\-process store, for the Python API and tests.
@@ -152,6 +162,9 @@ S3 endpoint and credentials, as for the AWS tools.
 .BR STORAGE_EMULATOR_HOST ", " GOOGLE_APPLICATION_CREDENTIALS
 GCS emulator and credentials.
 .TP
+.BR AZURE_STORAGE_CONNECTION_STRING ", " AZURE_STORAGE_ACCOUNT_NAME ", " AZURE_STORAGE_ACCOUNT_KEY ", " AZURE_STORAGE_SAS_TOKEN
+Azure account and credentials, as for adlfs.
+.TP
 .B GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT
 dlock sets it to false unless it is set (gcsfs's zonal bucket probing stalls against
 anything but real GCS).
@@ -171,7 +184,7 @@ The lock of a later head commit.
 Deep Lake's branches and their head commits.
 .TP
 .I ~/.cache/dlock/conditional\-writes.json
-Which S3\-compatible endpoints honour conditional writes (probed once a day).
+Which S3\- and Azure\-compatible endpoints honour conditional writes (probed once a day).
 """,
     "EXAMPLES": r"""
 Who holds it, and is it stale?

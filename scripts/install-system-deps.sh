@@ -20,3 +20,17 @@ fi
 if command -v service >/dev/null 2>&1 && [ -f /etc/init.d/redis-server ]; then
   $SUDO service redis-server stop >/dev/null 2>&1 || true
 fi
+# Azurite, the Azure Blob Storage emulator the az:// tests start (tests/servers/azure.py), from
+# npm into the project's .cache/azurite; skipped when it is there already.
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+AZURITE_VERSION=3.35.0
+if [ ! -x "$ROOT/.cache/azurite/node_modules/.bin/azurite-blob" ] \
+   || ! grep -q "\"version\": \"$AZURITE_VERSION\"" "$ROOT/.cache/azurite/node_modules/azurite/package.json" 2>/dev/null; then
+  if ! command -v npm >/dev/null 2>&1; then
+    need_node=(nodejs npm)
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_node[@]}" >/dev/null
+  fi
+  mkdir -p "$ROOT/.cache/azurite"
+  npm install --prefix "$ROOT/.cache/azurite" --no-audit --no-fund --silent "azurite@$AZURITE_VERSION" >/dev/null
+fi

@@ -173,7 +173,7 @@ def test_real_deeplake_dataset_shows_both_leftover_locks(local_cli, deeplake_dat
 # What `dlock status ./ds` must not import: the cloud, ZooKeeper and Redis clients, and what
 # only other verbs need (start-up time, see bench/startup.py).
 NOT_ON_THE_STATUS_PATH = (
-    "s3fs", "gcsfs", "kazoo", "redis", "boto3", "botocore", "aiobotocore", "fsspec", "rich", "pydantic", "prometheus_client",
+    "s3fs", "gcsfs", "adlfs", "azure", "kazoo", "redis", "boto3", "botocore", "aiobotocore", "fsspec", "rich", "pydantic", "prometheus_client",
     "dlock.writer", "dlock.backends.tree", "dlock.cli.runner", "concurrent.futures", "logging", "json",
     "secrets", "hashlib", "socket", "typing_extensions", "importlib.metadata",
 )

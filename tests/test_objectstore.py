@@ -3,6 +3,7 @@ primitives are in the Store contract suite (test_store_contract.py)."""
 
 from __future__ import annotations
 
+import datetime
 import http.client
 import http.server
 import json
@@ -16,9 +17,10 @@ import pytest
 import dlock
 from conftest import DlockRunner, Site
 from servers._util import free_port
+from servers import azure as azurite
 from servers.s3 import CREDENTIALS
 
-OBJECT_SITES = ["s3", "gcs"]
+OBJECT_SITES = ["s3", "gcs", "azure"]
 
 
 @pytest.fixture(params=OBJECT_SITES)
@@ -31,7 +33,7 @@ def test_missing_bucket_exits_4_naming_it(object_site: Site):
     scheme = object_site.root.split("://")[0]
     result = cli("status", f"{scheme}://no-such-bucket-{int(time.time())}/ds")
     assert result.code == 4, result.err
-    assert "no such bucket" in result.err and "Traceback" not in result.err
+    assert ("no such container" if scheme == "az" else "no such bucket") in result.err and "Traceback" not in result.err
 
 
 def test_unreachable_endpoint_exits_4_quickly_without_printing_secrets(site_s3: Site):
@@ -97,7 +99,11 @@ class _StripPreconditions(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def ignoring_endpoint(site_s3: Site) -> Iterator[str]:
-    handler = type("Handler", (_StripPreconditions,), {"upstream_port": int(site_s3.env["AWS_ENDPOINT_URL"].rsplit(":", 1)[1])})
+    yield from _stripping_proxy(int(site_s3.env["AWS_ENDPOINT_URL"].rsplit(":", 1)[1]))
+
+
+def _stripping_proxy(upstream_port: int) -> Iterator[str]:
+    handler = type("Handler", (_StripPreconditions,), {"upstream_port": upstream_port})
     server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -147,3 +153,73 @@ def test_missing_s3_credentials_name_the_aws_variables_only(site_s3: Site):
     assert result.code == 4, result
     assert "no credentials" in result.err and "AWS_ACCESS_KEY_ID" in result.err
     assert "GOOGLE" not in result.err and "Traceback" not in result.err
+
+
+# -- Azure: credentials and the probe -----------------------------------------------------------
+
+
+def test_a_wrong_azure_key_exits_4_with_a_sentence_and_never_prints_it(site_azure: Site, azurite_endpoint: str):
+    wrong = "d3Jvbmcta2V5LWFsc28tbm90LXByaW50ZWQ="
+    cli = DlockRunner({"AZURE_STORAGE_CONNECTION_STRING": azurite.connection_string(azurite_endpoint, key=wrong)})
+    result = cli("acquire", site_azure.new_dataset(), "--timeout", "0")
+    assert result.code == 4, result
+    assert "Azure rejected the credentials" in result.err and "AZURE_STORAGE_ACCOUNT_KEY" in result.err
+    assert "Traceback" not in result.err and len(result.err.strip().splitlines()) <= 2
+    assert wrong not in result.err + result.out and azurite.KEY not in result.err + result.out
+
+
+def test_azure_credentials_as_storage_options(site_azure: Site, azurite_endpoint: str):
+    ds = site_azure.new_dataset()
+    cli = DlockRunner()
+    cli.env.pop("AZURE_STORAGE_CONNECTION_STRING", None)
+    option = f"connection_string={azurite.connection_string(azurite_endpoint)}"
+    acquired = cli("acquire", ds, "-o", option)
+    assert acquired.code == 0, acquired.err
+    assert json.loads(cli("status", ds, "-o", option, "--json").out)["state"] == "held"
+    assert cli("release", ds, "-o", option, "--token", acquired.out.strip()).code == 0
+    nothing = cli("status", ds, env={"AZURE_STORAGE_ACCOUNT_NAME": "", "AZURE_STORAGE_CONNECTION_STRING": ""})
+    assert nothing.code == 4 and "no Azure storage account" in nothing.err, nothing
+
+
+def test_unreachable_azure_endpoint_exits_4_quickly(site_azure: Site):
+    closed = f"http://127.0.0.1:{free_port()}"
+    cli = DlockRunner({"AZURE_STORAGE_CONNECTION_STRING": azurite.connection_string(closed)})
+    started = time.monotonic()
+    result = cli("status", f"{site_azure.root}/ds", timeout=120)
+    assert result.code == 4, result
+    assert "cannot reach" in result.err and "Traceback" not in result.err
+    assert azurite.KEY not in result.err + result.out
+    assert time.monotonic() - started < 60
+
+
+@pytest.fixture
+def ignoring_azure_endpoint(azurite_endpoint: str) -> Iterator[str]:
+    yield from _stripping_proxy(int(azurite_endpoint.rsplit(":", 1)[1]))
+
+
+def test_an_azure_endpoint_that_ignores_conditions_falls_back_visibly(site_azure: Site, ignoring_azure_endpoint: str, tmp_path):
+    """A SAS token, not a shared key: a key signs the condition headers the proxy drops."""
+    from azure.storage.blob import AccountSasPermissions, ResourceTypes, generate_account_sas
+
+    sas = generate_account_sas(azurite.ACCOUNT, azurite.KEY, ResourceTypes(service=True, container=True, object=True),
+                               AccountSasPermissions(read=True, write=True, delete=True, list=True, add=True, create=True),
+                               expiry=datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=1))
+    through_proxy = f"BlobEndpoint={ignoring_azure_endpoint}/{azurite.ACCOUNT};SharedAccessSignature={sas}"
+    ds = site_azure.new_dataset()
+    cli = DlockRunner({"AZURE_STORAGE_CONNECTION_STRING": through_proxy, "XDG_CACHE_HOME": str(tmp_path)})
+    acquired = cli("acquire", ds)
+    assert acquired.code == 0, acquired.err
+    assert "ignores Azure conditional writes" in acquired.err
+    assert json.loads(cli("status", ds, "--json").out)["targets"][0]["atomic"] is False
+    assert cli("acquire", ds).code == 1  # the verify protocol still sees the holder
+    direct = DlockRunner({**site_azure.env, "XDG_CACHE_HOME": str(tmp_path)})
+    assert json.loads(direct("status", ds, "--json").out)["targets"][0]["atomic"] is True, "Azurite itself honours them"
+
+
+def test_abfss_urls_with_the_account_in_the_host_name_the_container_and_show_as_given():
+    from dlock.stores.azure import open_store
+
+    store, path = open_store("abfss://lake@acct.dfs.core.windows.net/team/ds", {"account_key": azurite.KEY})
+    assert path == "lake/team/ds"
+    assert store.url(store.join(path, "dataset_lock.lock")) == "abfss://lake@acct.dfs.core.windows.net/team/ds/dataset_lock.lock"
+    assert store.atomic, "Azure itself is trusted without a probe"

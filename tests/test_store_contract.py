@@ -17,8 +17,8 @@ from conftest import Site
 from dlock.stores.base import MAX_LOCK_BYTES, AlreadyExists, Conflict, NotAtomicWarning, Store
 from dlock.targets import open_backend
 
-STORES = ["local", "memory", "s3", "gcs", "fsspec"]
-ATOMIC_STORES = ["local", "memory", "s3", "gcs"]
+STORES = ["local", "memory", "s3", "gcs", "azure", "fsspec"]
+ATOMIC_STORES = ["local", "memory", "s3", "gcs", "azure"]
 EMULATOR_LIMITS = {
     ("gcs", "delete"): "emulator limit: fake-gcs-server ignores ifGenerationMatch on DELETE (real GCS honours it)",
 }

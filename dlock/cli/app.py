@@ -73,7 +73,7 @@ CheckInterval = typer.Option(
     "1", "--check-interval", metavar="DURATION",
     help="While holding: confirm the lock is still ours this often (one read; 0 only at refresh).",
 )
-Target = typer.Argument(..., metavar="TARGET", help="A dataset path or URL (s3://, gs://, ...), a zk:// lock node or a redis:// lock key.")
+Target = typer.Argument(..., metavar="TARGET", help="A dataset path or URL (s3://, gs://, az://, ...), a zk:// lock node or a redis:// lock key.")
 Targets = typer.Argument(..., metavar="TARGET...", help="Dataset paths/URLs, zk:// lock nodes or redis:// lock keys.")
 
 

@@ -8,7 +8,7 @@ import sys
 
 from dlock._version import __version__
 
-BACKEND_LIBRARIES = ("typer", "click", "rich", "fsspec", "s3fs", "gcsfs", "kazoo", "redis")
+BACKEND_LIBRARIES = ("typer", "click", "rich", "fsspec", "s3fs", "gcsfs", "adlfs", "kazoo", "redis")
 
 
 def version_lines() -> list[str]:

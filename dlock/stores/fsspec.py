@@ -27,6 +27,7 @@ UNREACHABLE = frozenset({
     "EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError", "ConnectionClosedError",
     "ClientConnectorError", "ServerDisconnectedError", "ServerTimeoutError", "TimeoutError",
     "ConnectionRefusedError", "ConnectionError", "ClientOSError", "FSTimeoutError",
+    "ServiceRequestError", "ServiceResponseError",  # the Azure SDK's
 })
 BAD_CREDENTIALS = ("InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken", "AuthFailure")
 

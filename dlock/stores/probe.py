@@ -1,11 +1,11 @@
-"""Does an S3-compatible endpoint honour conditional writes?
+"""Does an S3- or Azure-compatible endpoint honour conditional writes?
 
 Some S3-compatible servers accept If-None-Match and If-Match and ignore them (a known
 cause of silently broken Terraform locking). Before trusting conditional writes on an
 endpoint, dlock tries them once on a scratch object (a second create-only write must
 fail, a replace of a version that never was must fail) and remembers the answer for
-that endpoint for a day, in this process and in the user's cache directory. AWS itself
-is trusted without a probe.
+that endpoint for a day, in this process and in the user's cache directory. AWS and Azure
+themselves are trusted without a probe.
 """
 
 from __future__ import annotations
@@ -15,10 +15,11 @@ import json
 import os
 import secrets
 import time
+import warnings
 from pathlib import Path
 
 from dlock.errors import DLockError
-from dlock.stores.base import AlreadyExists, Conflict, Store, Stored
+from dlock.stores.base import AlreadyExists, Conflict, NotAtomicWarning, Store, Stored
 
 PROBE_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "dlock" / "conditional-writes.json"
 PROBE_MAX_AGE = 86400.0
@@ -62,10 +63,26 @@ def probe(store: Store, dataset: str) -> bool:
             store.delete_data(scratch)  # unconditional: whatever the probe left there goes
 
 
+def ignores_conditions(store: Store, dataset: str, endpoint: str, service: str) -> bool:
+    """The probe's verdict, with the warning a user sees when `endpoint` ignores the conditions."""
+    if honours_conditions(store, dataset, endpoint):
+        return False
+    warnings.warn(
+        f"{endpoint} ignores {service} conditional writes (If-None-Match/If-Match), so dlock falls back to "
+        "Deep Lake's write-wait-verify protocol there; two machines racing could both take the lock.",
+        NotAtomicWarning,
+        stacklevel=3,
+    )
+    return True
+
+
+# The clouds themselves honour If-None-Match and If-Match: AWS, and Azure's public and national clouds.
+TRUSTED_HOSTS = (".amazonaws.com", ".core.windows.net", ".core.chinacloudapi.cn", ".core.usgovcloudapi.net")
+
+
 def _trusted(endpoint: str) -> bool:
-    """AWS itself honours If-None-Match and If-Match."""
     host = endpoint.split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0]
-    return host.endswith(".amazonaws.com")
+    return host.endswith(TRUSTED_HOSTS)
 
 
 def _cached(endpoint: str) -> bool | None:

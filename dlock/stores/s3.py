@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import os
 import time
-import warnings
 from typing import Mapping
 
 import s3fs
 from fsspec.asyn import sync
 
 from dlock.stores import probe
-from dlock.stores.base import MAX_LOCK_BYTES, AlreadyExists, Conflict, NotAtomicWarning, Store, Stored
+from dlock.stores.base import MAX_LOCK_BYTES, AlreadyExists, Conflict, Store, Stored
 from dlock.stores.fsspec import FsspecStore, OptionValue, VerifyingStore, bucket_path, error_code, key_prefix, parse_storage_options
 
 
@@ -115,13 +114,7 @@ def open_store(location: str, storage_options: Mapping[str, str]) -> tuple[Store
     endpoint = storage.get("endpoint_url") or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
     fs = _filesystem(storage)
     store = S3Store(fs)
-    if isinstance(endpoint, str) and not probe.honours_conditions(store, path, endpoint):
-        warnings.warn(
-            f"{endpoint} ignores S3 conditional writes (If-None-Match/If-Match), so dlock falls back to "
-            "Deep Lake's write-wait-verify protocol there; two machines racing could both take the lock.",
-            NotAtomicWarning,
-            stacklevel=2,
-        )
+    if isinstance(endpoint, str) and probe.ignores_conditions(store, path, endpoint, "S3"):
         return VerifyingS3Store(fs), path
     return store, path
 

@@ -6,6 +6,8 @@ import contextlib
 import socket
 import subprocess
 import time
+from pathlib import Path
+from typing import Iterator
 
 
 def free_port() -> int:
@@ -33,3 +35,19 @@ def stop(proc: subprocess.Popen) -> None:  # type: ignore[type-arg]
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@contextlib.contextmanager
+def serving(argv: list[str], port: int, log: Path, what: str, **popen: object) -> Iterator[str]:
+    """A server process on loopback `port`, its output in `log`: its URL while it runs, a
+    failure in CI (a skip elsewhere) when it does not start."""
+    from conftest import server_unavailable
+
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, **popen)  # type: ignore[call-overload]
+    try:
+        if not wait_for_port(port, proc):
+            server_unavailable(f"{what} (log: {log})")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop(proc)

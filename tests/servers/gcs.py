@@ -4,13 +4,12 @@ unread stderr pipe fills and hangs the server."""
 
 from __future__ import annotations
 
-import subprocess
 import uuid
 from typing import Iterator
 
 import pytest
 
-from servers._util import free_port, stop, wait_for_port
+from servers._util import free_port, serving
 
 SITES = ["gcs"]
 
@@ -27,18 +26,10 @@ def gcs_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         server_unavailable(f"fake-gcs-server ({exc})")
     port = free_port()
     log = tmp_path_factory.mktemp("gcs") / "fake-gcs-server.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [str(binary), "-scheme", "http", "-host", "127.0.0.1", "-port", str(port), "-backend", "memory",
-             "-log-level", "error", "-public-host", f"127.0.0.1:{port}"],
-            stdout=out, stderr=subprocess.STDOUT,
-        )
-    try:
-        if not wait_for_port(port, proc):
-            server_unavailable(f"fake-gcs-server (log: {log})")
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        stop(proc)
+    argv = [str(binary), "-scheme", "http", "-host", "127.0.0.1", "-port", str(port), "-backend", "memory",
+            "-log-level", "error", "-public-host", f"127.0.0.1:{port}"]
+    with serving(argv, port, log, "fake-gcs-server") as endpoint:
+        yield endpoint
 
 
 @pytest.fixture(scope="session")

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import uuid
 from typing import Iterator
 
 import pytest
 
-from servers._util import free_port, stop, wait_for_port
+from servers._util import free_port, serving
 
 SITES = ["s3"]
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing-secret-do-not-print", "AWS_DEFAULT_REGION": "us-east-1"}
@@ -17,19 +16,10 @@ CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing
 
 @pytest.fixture(scope="session")
 def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    from conftest import server_unavailable
-
     port = free_port()
     log = tmp_path_factory.mktemp("moto") / "moto.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                                stdout=out, stderr=subprocess.STDOUT)
-    try:
-        if not wait_for_port(port, proc):
-            server_unavailable(f"moto server (log: {log})")
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        stop(proc)
+    with serving([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], port, log, "moto server") as endpoint:
+        yield endpoint
 
 
 @pytest.fixture(scope="session")
