@@ -1,5 +1,5 @@
 """What a fencing number costs on lock files: acquire+release with and without reading the
-fence, on local disk, S3 (moto) and GCS (fake-gcs-server), in the same run. ZooKeeper's
+fence, on local disk, S3 (moto), GCS (fake-gcs-server) and Azure (Azurite), in the same run. ZooKeeper's
 fence is the node's czxid and Redis's an INCR inside the acquire script: no extra request.
 
     python bench/fence.py [--runs 100]
@@ -18,7 +18,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from objectstore import Counting, bucket_on_both, measure, servers  # noqa: E402
+from objectstore import Counting, bucket_on_each, measure, servers  # noqa: E402
 
 from dlock.targets import open_backend  # noqa: E402
 
@@ -39,9 +39,9 @@ def main() -> None:
     args = parser.parse_args()
     rows = []
     with servers() as endpoints:
-        bucket = bucket_on_both(endpoints)
+        bucket = bucket_on_each(endpoints)
         for name, root in {"local": tempfile.mkdtemp(), "s3 (moto)": f"s3://{bucket}",
-                           "gcs (fake-gcs-server)": f"gs://{bucket}"}.items():
+                           "gcs (fake-gcs-server)": f"gs://{bucket}", "azure (Azurite)": f"az://{bucket}"}.items():
             ds = f"{root}/ds-{uuid.uuid4().hex[:6]}"
             backend = open_backend(ds)
             if name == "local":
