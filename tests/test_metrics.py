@@ -17,6 +17,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import FIXTURES, TESTS, DlockRunner, Site
+from test_cli import imported_by_dlock
 
 ODD_NAMES = ['quo"ted', "new\nline", "back\\slash", "tab\tand ünïcode"]
 DEEPLAKE_NODE = "02:fc:00:00:00:01"  # the node id in the real Deep Lake lock files of fixtures/
@@ -185,12 +186,8 @@ def test_without_prometheus_client_the_metrics_name_how_to_install_it(tmp_path):
 
 
 def test_plain_list_does_not_import_prometheus_client(tmp_path):
-    probe = ("import sys, runpy; sys.argv = ['dlock', 'list', sys.argv[1]]\n"
-             "try:\n    runpy.run_module('dlock', run_name='__main__')\nexcept SystemExit:\n    pass\n"
-             "print('LOADED=' + str('prometheus_client' in sys.modules))")
-    result = subprocess.run([sys.executable, "-c", probe, str(tmp_path)], capture_output=True, text=True,
-                            env={**os.environ, "PYTHONPATH": str(TESTS.parent)})
-    assert result.stdout.strip().splitlines()[-1] == "LOADED=False", result
+    _, modules = imported_by_dlock("list", str(tmp_path))
+    assert "prometheus_client" not in modules
 
 
 def test_metrics_of_a_tree_on_every_store(site: Site, dlock_cli: DlockRunner):

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from dlock.stores.s3 import S3Store
-from dlock.cli import main
+from dlock.cli import app, main
 
 from dlrace_start import record, wait_for_start
 
@@ -55,6 +55,7 @@ def dlock_command(*args: str) -> object:
 
 
 def race(dataset: str, round_dir: str, hold: float) -> None:
+    app._exit = sys.exit  # two commands in one process: dlock's own fast exit would end it after the first
     # The moment a write lands: on local disk the link()/rename() into place, on S3 the PUT.
     os.link = timed(os.link, "link")
     os.replace = timed(os.replace, "rename")
