@@ -19,11 +19,13 @@ from stat import S_ISDIR, S_ISFIFO, S_ISLNK, S_ISREG, S_ISSOCK
 from typing import Iterator, Mapping
 
 from dlock.errors import BackendError, Refused, UsageError
+from dlock.stores import notify
 from dlock.stores.base import MAX_LOCK_BYTES, AlreadyExists, Conflict, Store, Stored
 
 
 class LocalStore(Store):
     parallel_io = False  # measured: threads only add GIL contention to cached stat calls
+    notifies = True
     deeplake_settle = 0.1  # Deep Lake verifies after 0.01 s on local disk; 0.09 s of margin
 
     def url(self, path: str) -> str:
@@ -132,6 +134,11 @@ class LocalStore(Store):
                         "Look inside, then remove it by hand."
                     ) from None
                 raise _backend_error(path, exc) from exc
+        notify.BOARD.released(os.path.abspath(path))
+
+    def watch(self, path: str) -> notify.Watcher:
+        """inotify where there is one (other processes' releases too), else this process's releases."""
+        return notify.watch_file(path)
 
     def write_data(self, path: str, data: bytes) -> None:
         """Temp file, fsync, rename over: a reader sees the old file or the new one, never half."""

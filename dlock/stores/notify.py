@@ -1,0 +1,162 @@
+"""Waking a waiter when a lock file is released, instead of polling.
+
+Waiters sleep on a board of release counts per lock file, under one condition. A
+waiter's backend reads its count once, before it looks at the lock again, so a
+release while it looks is never missed. The board hears of releases:
+- from this process's own stores (memory://, local disk), at their delete;
+- on Linux, from inotify on the lock's directory (libc through ctypes, no dependency):
+  one instance per process, read by one thread, so waiters wake at releases by other
+  processes too.
+Elsewhere waiters sleep their delay: object stores have no notifications, and a lock
+that expires sends nothing either, so a waiter's own delay (at most 1 s) finds that.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import sys
+import threading
+import time
+from typing import Callable, Protocol
+
+
+class Watcher(Protocol):
+    def wait(self, delay: float) -> None:
+        """Block until the watched lock may have been freed, at most `delay` seconds."""
+
+
+class Sleeper:
+    """No notifications: wait the whole delay."""
+
+    def wait(self, delay: float) -> None:
+        time.sleep(delay)
+
+
+class ReleaseBoard:
+    """Releases of lock files in this process, by path: waiters in other threads wake at once."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._releases: dict[str, int] = {}
+
+    def released(self, path: str) -> None:
+        with self._changed:
+            self._releases[path] = self._releases.get(path, 0) + 1
+            self._changed.notify_all()
+
+    def watcher(self, path: str) -> BoardWatcher:
+        with self._changed:
+            return BoardWatcher(self, path, self._releases.get(path, 0))
+
+    def wait(self, path: str, seen: int, delay: float) -> int:
+        """The release count of `path` once it differs from `seen`, or after `delay`."""
+        with self._changed:
+            self._changed.wait_for(lambda: self._releases.get(path, 0) != seen, delay)
+            return self._releases.get(path, 0)
+
+
+class BoardWatcher:
+    def __init__(self, board: ReleaseBoard, path: str, seen: int) -> None:
+        self._board = board
+        self._path = path
+        self._seen = seen  # counted from the watcher's start: a release while we try again counts
+
+    def wait(self, delay: float) -> None:
+        self._seen = self._board.wait(self._path, self._seen, delay)
+
+
+# One board for the process: threads of one process share its memory and its files.
+BOARD = ReleaseBoard()
+
+# <sys/inotify.h>
+IN_MOVED_FROM, IN_DELETE = 0x40, 0x200
+IN_DELETE_SELF, IN_MOVE_SELF, IN_Q_OVERFLOW, IN_IGNORED = 0x400, 0x800, 0x4000, 0x8000
+IN_CLOEXEC = 0o2000000
+MASK = IN_DELETE | IN_MOVED_FROM | IN_DELETE_SELF | IN_MOVE_SELF
+EVENT = struct.Struct("iIII")  # wd, mask, cookie, len; then len bytes of name
+# Anything that may mean we lost sight of the files: every waiter looks again.
+LOOK_AGAIN = IN_DELETE_SELF | IN_MOVE_SELF | IN_Q_OVERFLOW | IN_IGNORED
+
+
+class Inotify:
+    """One inotify instance for the process, read by one daemon thread that posts the
+    deletion or renaming away of a watched lock file to the board. One instance, never
+    closed: closing one costs the kernel ~10 ms, and users have only 128 of them."""
+
+    def __init__(self, add_watch: Callable[[int, bytes, int], int], fd: int) -> None:
+        self._add_watch = add_watch
+        self._fd = fd
+        self._mutex = threading.Lock()
+        self._watched: dict[int, set[str]] = {}  # watch descriptor -> lock files in that directory
+        threading.Thread(target=self._read, name="dlock-inotify", daemon=True).start()
+
+    def watch(self, path: str) -> bool:
+        """Post releases of `path` from now on (False: the kernel refused, e.g. no such directory)."""
+        wd = self._add_watch(self._fd, os.fsencode(os.path.dirname(path)), MASK)
+        if wd < 0:
+            return False
+        with self._mutex:
+            self._watched.setdefault(wd, set()).add(path)
+        return True
+
+    def _read(self) -> None:
+        while True:
+            try:
+                events = os.read(self._fd, 64 * 1024)
+            except OSError:
+                return
+            for path in self._freed(events):
+                BOARD.released(path)
+
+    def _freed(self, events: bytes) -> set[str]:
+        freed: set[str] = set()
+        offset = 0
+        with self._mutex:
+            while offset + EVENT.size <= len(events):
+                wd, mask, _, length = EVENT.unpack_from(events, offset)
+                name = os.fsdecode(events[offset + EVENT.size : offset + EVENT.size + length].rstrip(b"\0"))
+                offset += EVENT.size + length
+                if mask & IN_Q_OVERFLOW:
+                    freed.update(*self._watched.values())
+                elif mask & LOOK_AGAIN:
+                    freed.update(self._watched.pop(wd, set()) if mask & IN_IGNORED else self._watched.get(wd, set()))
+                else:
+                    freed.update(path for path in self._watched.get(wd, set()) if os.path.basename(path) == name)
+        return freed
+
+
+_INOTIFY: list[Inotify | None] = []  # made at the first wait on a local lock file, then kept
+_INOTIFY_MADE = threading.Lock()
+
+
+def inotify() -> Inotify | None:
+    """The process's inotify reader, or None where there is none (not Linux, limit reached)."""
+    with _INOTIFY_MADE:
+        if not _INOTIFY:
+            _INOTIFY.append(_new_inotify())
+        return _INOTIFY[0]
+
+
+def _new_inotify() -> Inotify | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes  # only for a waiter: ~5 ms of import that `dlock status` need not pay
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fd = libc.inotify_init1(IN_CLOEXEC)
+        add_watch = libc.inotify_add_watch
+    except (OSError, AttributeError):
+        return None
+    return Inotify(add_watch, fd) if fd >= 0 else None
+
+
+def watch_file(path: str) -> Watcher:
+    """A watcher on the lock file at `path` on local disk: releases in this process always,
+    in others too where inotify watches its directory."""
+    path = os.path.abspath(path)
+    reader = inotify()
+    if reader is not None:
+        reader.watch(path)  # before the board's count is read: a release after it counts
+    return BOARD.watcher(path)
