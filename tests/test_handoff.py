@@ -59,12 +59,21 @@ def test_a_release_while_the_waiter_looks_again_is_not_missed(tmp_path: Path):
 
 def test_release_board_wakes_a_thread_waiting_on_that_path_only():
     board = notify.ReleaseBoard()
-    watcher = board.watcher("/ds/dataset_lock.lock")
+    watcher = board.watcher("/ds/dataset_lock.lock", lambda: False)
     board.released("/elsewhere/dataset_lock.lock")
     started = time.monotonic()
     watcher.wait(0.3)
     assert time.monotonic() - started >= 0.3
     assert _woken(watcher.wait, lambda: board.released("/ds/dataset_lock.lock"))
+
+
+def test_a_waiter_that_finds_the_lock_taken_again_sleeps_on():
+    board = notify.ReleaseBoard()
+    watcher = board.watcher("/ds/dataset_lock.lock", lambda: True)  # another waiter was quicker
+    threading.Timer(0.1, lambda: board.released("/ds/dataset_lock.lock")).start()
+    started = time.monotonic()
+    watcher.wait(0.5)
+    assert time.monotonic() - started >= 0.5
 
 
 @pytest.mark.parametrize("where", ["local", "memory"])

@@ -96,6 +96,8 @@ class LocalStore(Store):
             raise _backend_error(path, exc) from exc
 
     def create(self, path: str, data: bytes) -> Stored:
+        if os.path.lexists(path):  # spares a busy lock's contenders the temp file's fsync; link() decides
+            raise AlreadyExists(path)
         temp = self._write_temp(path, data)
         try:
             os.link(temp, path)

@@ -80,7 +80,8 @@ class MemoryStore(FsspecStore):
 
     def watch(self, path: str) -> notify.Watcher:
         """Only threads of this process share its memory: they wake at each other's release."""
-        return notify.BOARD.watcher(self._key(path))
+        key = self._key(path)
+        return notify.BOARD.watcher(key, lambda: key in self.fs.store)
 
     def _write(self, path: str, data: bytes) -> Stored:
         self.fs.pipe_file(path, data)

@@ -45,9 +45,9 @@ class ReleaseBoard:
             self._releases[path] = self._releases.get(path, 0) + 1
             self._changed.notify_all()
 
-    def watcher(self, path: str) -> BoardWatcher:
+    def watcher(self, path: str, taken: Callable[[], bool]) -> BoardWatcher:
         with self._changed:
-            return BoardWatcher(self, path, self._releases.get(path, 0))
+            return BoardWatcher(self, path, self._releases.get(path, 0), taken)
 
     def wait(self, path: str, seen: int, delay: float) -> int:
         """The release count of `path` once it differs from `seen`, or after `delay`."""
@@ -57,13 +57,20 @@ class ReleaseBoard:
 
 
 class BoardWatcher:
-    def __init__(self, board: ReleaseBoard, path: str, seen: int) -> None:
+    def __init__(self, board: ReleaseBoard, path: str, seen: int, taken: Callable[[], bool]) -> None:
         self._board = board
         self._path = path
         self._seen = seen  # counted from the watcher's start: a release while we try again counts
+        self._taken = taken
 
     def wait(self, delay: float) -> None:
-        self._seen = self._board.wait(self._path, self._seen, delay)
+        """Every waiter wakes at a release; one whose look finds the lock file back (another
+        waiter was quicker) sleeps on instead of trying: a cheap look, against the herd."""
+        deadline = time.monotonic() + delay
+        while (left := deadline - time.monotonic()) > 0:
+            seen, self._seen = self._seen, self._board.wait(self._path, self._seen, left)
+            if self._seen == seen or not self._taken():
+                return
 
 
 # One board for the process: threads of one process share its memory and its files.
@@ -159,4 +166,4 @@ def watch_file(path: str) -> Watcher:
     reader = inotify()
     if reader is not None:
         reader.watch(path)  # before the board's count is read: a release after it counts
-    return BOARD.watcher(path)
+    return BOARD.watcher(path, lambda: os.path.lexists(path))
