@@ -18,6 +18,7 @@ import struct
 import sys
 import threading
 import time
+from collections import deque
 from typing import Callable, Protocol
 
 
@@ -34,26 +35,45 @@ class Sleeper:
 
 
 class ReleaseBoard:
-    """Releases of lock files in this process, by path: waiters in other threads wake at once."""
+    """Releases of lock files in this process, by path. A release wakes one sleeping
+    waiter on that path, the longest asleep: only one can take the lock, and when it
+    releases in turn it wakes the next (waking them all costs each a failed try). A
+    waiter that is busy trying when a release comes sees the count moved at its next
+    wait, so no release goes unseen."""
 
     def __init__(self) -> None:
-        self._changed = threading.Condition()
+        self._mutex = threading.Lock()
         self._releases: dict[str, int] = {}
+        self._sleepers: dict[str, deque[threading.Event]] = {}
 
     def released(self, path: str) -> None:
-        with self._changed:
+        with self._mutex:
             self._releases[path] = self._releases.get(path, 0) + 1
-            self._changed.notify_all()
+            sleepers = self._sleepers.get(path)
+            if sleepers:
+                sleepers.popleft().set()
 
     def watcher(self, path: str, taken: Callable[[], bool]) -> BoardWatcher:
-        with self._changed:
+        with self._mutex:
             return BoardWatcher(self, path, self._releases.get(path, 0), taken)
 
-    def wait(self, path: str, seen: int, delay: float) -> int:
-        """The release count of `path` once it differs from `seen`, or after `delay`."""
-        with self._changed:
-            self._changed.wait_for(lambda: self._releases.get(path, 0) != seen, delay)
-            return self._releases.get(path, 0)
+    def wait(self, path: str, seen: int, delay: float) -> tuple[int, bool]:
+        """(the release count of `path`, woken): at once if the count moved from `seen`,
+        else when a release wakes us or after `delay`."""
+        with self._mutex:
+            count = self._releases.get(path, 0)
+            if count != seen:
+                return count, True
+            woken = threading.Event()
+            self._sleepers.setdefault(path, deque()).append(woken)
+        woken.wait(delay)
+        with self._mutex:
+            sleepers = self._sleepers.get(path)
+            if not woken.is_set() and sleepers is not None:
+                sleepers.remove(woken)
+            if sleepers is not None and not sleepers:
+                del self._sleepers[path]
+            return self._releases.get(path, 0), woken.is_set()
 
 
 class BoardWatcher:
@@ -64,12 +84,12 @@ class BoardWatcher:
         self._taken = taken
 
     def wait(self, delay: float) -> None:
-        """Every waiter wakes at a release; one whose look finds the lock file back (another
-        waiter was quicker) sleeps on instead of trying: a cheap look, against the herd."""
+        """A waiter woken by a release that finds the lock file back (another waiter or a
+        newcomer was quicker) sleeps on instead of trying: a cheap look, against the herd."""
         deadline = time.monotonic() + delay
         while (left := deadline - time.monotonic()) > 0:
-            seen, self._seen = self._seen, self._board.wait(self._path, self._seen, left)
-            if self._seen == seen or not self._taken():
+            self._seen, woken = self._board.wait(self._path, self._seen, left)
+            if not woken or not self._taken():
                 return
 
 
