@@ -59,12 +59,18 @@ def test_a_release_while_the_waiter_looks_again_is_not_missed(tmp_path: Path):
 
 def test_release_board_wakes_a_thread_waiting_on_that_path_only():
     board = notify.ReleaseBoard()
-    watcher = board.watcher("/ds/dataset_lock.lock", lambda: False)
+    present = [True]
+    watcher = board.watcher("/ds/dataset_lock.lock", lambda: present[0])
     board.released("/elsewhere/dataset_lock.lock")
     started = time.monotonic()
     watcher.wait(0.3)
     assert time.monotonic() - started >= 0.3
-    assert _woken(watcher.wait, lambda: board.released("/ds/dataset_lock.lock"))
+
+    def release() -> None:
+        present[0] = False
+        board.released("/ds/dataset_lock.lock")
+
+    assert _woken(watcher.wait, release)
 
 
 def test_a_waiter_that_finds_the_lock_taken_again_sleeps_on():

@@ -96,16 +96,22 @@ class LocalStore(Store):
             raise _backend_error(path, exc) from exc
 
     def create(self, path: str, data: bytes) -> Stored:
-        if os.path.lexists(path):  # spares a busy lock's contenders the temp file's fsync; link() decides
+        if os.path.lexists(path):  # a busy lock's contenders need no temp file; link() decides
             raise AlreadyExists(path)
-        temp = self._write_temp(path, data)
+        # fsync after the link, and only by the winner: contenders woken together by a
+        # release fsyncing each their own temp file made the disk the bottleneck. Other
+        # processes see the complete bytes at once either way; a machine crash in between
+        # can leave the file empty, which dlock reports as corrupt (release --force).
+        temp, fd = self._write_temp(path, data, sync=False)
         try:
             os.link(temp, path)
+            os.fsync(fd)
         except FileExistsError:
             raise AlreadyExists(path) from None
         except OSError as exc:
             raise _backend_error(path, exc) from exc
         finally:
+            os.close(fd)
             _unlink_quietly(temp)
         stored = self.read(path)
         assert stored is not None
@@ -184,27 +190,32 @@ class LocalStore(Store):
             os.close(fd)  # closing drops the flock
 
     def _rename_into_place(self, path: str, data: bytes) -> None:
-        temp = self._write_temp(path, data)
+        temp, fd = self._write_temp(path, data)
+        os.close(fd)
         try:
             os.replace(temp, path)
         except OSError as exc:
             _unlink_quietly(temp)
             raise _backend_error(path, exc) from exc
 
-    def _write_temp(self, path: str, data: bytes) -> str:
+    def _write_temp(self, path: str, data: bytes, sync: bool = True) -> tuple[str, int]:
+        """(the temp file, its open descriptor: the caller closes it), written and, unless
+        told otherwise, fsynced."""
         directory, name = os.path.split(path)
         temp = os.path.join(directory, f".{name}.{secrets.token_hex(6)}.tmp")
         try:
             fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-            try:
-                os.write(fd, data)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
         except OSError as exc:
+            raise _backend_error(path, exc) from exc
+        try:
+            os.write(fd, data)
+            if sync:
+                os.fsync(fd)
+        except OSError as exc:
+            os.close(fd)
             _unlink_quietly(temp)
             raise _backend_error(path, exc) from exc
-        return temp
+        return temp, fd
 
 
 ODD_DIRECTORY = "a directory"

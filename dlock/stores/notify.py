@@ -1,19 +1,24 @@
 """Waking a waiter when a lock file is released, instead of polling.
 
-Waiters sleep on a board of release counts per lock file, under one condition. A
-waiter's backend reads its count once, before it looks at the lock again, so a
-release while it looks is never missed. The board hears of releases:
+Waiters sleep on a board of release counts per lock file. A waiter's backend reads its
+count once, before it looks at the lock again, so a release while it looks is never
+missed; and before each sleep the waiter looks whether the lock is still held. The
+board hears of releases:
 - from this process's own stores (memory://, local disk), at their delete;
-- on Linux, from inotify on the lock's directory (libc through ctypes, no dependency):
+- on Linux, from inotify on the lock file itself (libc through ctypes, no dependency):
   one instance per process, read by one thread, so waiters wake at releases by other
-  processes too.
+  processes too. The watch is on the lock file's inode, not its directory, so the
+  holder's own writes beside it (temp files, data files) wake nobody; a new lock file
+  is a new inode, watched again at the next sleep.
 Elsewhere waiters sleep their delay: object stores have no notifications, and a lock
 that expires sends nothing either, so a waiter's own delay (at most 1 s) finds that.
 """
 
 from __future__ import annotations
 
+import errno
 import os
+import random
 import struct
 import sys
 import threading
@@ -53,9 +58,9 @@ class ReleaseBoard:
             if sleepers:
                 sleepers.popleft().set()
 
-    def watcher(self, path: str, taken: Callable[[], bool]) -> BoardWatcher:
+    def watcher(self, path: str, held: Callable[[], bool], spread: float = 0.0) -> BoardWatcher:
         with self._mutex:
-            return BoardWatcher(self, path, self._releases.get(path, 0), taken)
+            return BoardWatcher(self, path, self._releases.get(path, 0), held, spread)
 
     def wait(self, path: str, seen: int, delay: float) -> tuple[int, bool]:
         """(the release count of `path`, woken): at once if the count moved from `seen`,
@@ -77,52 +82,58 @@ class ReleaseBoard:
 
 
 class BoardWatcher:
-    def __init__(self, board: ReleaseBoard, path: str, seen: int, taken: Callable[[], bool]) -> None:
+    def __init__(self, board: ReleaseBoard, path: str, seen: int, held: Callable[[], bool],
+                 spread: float = 0.0) -> None:
         self._board = board
         self._path = path
         self._seen = seen  # counted from the watcher's start: a release while we try again counts
-        self._taken = taken
+        self._held = held  # is the lock file there? (and, on Linux, watch it)
+        self._spread = spread
 
     def wait(self, delay: float) -> None:
-        """A waiter woken by a release that finds the lock file back (another waiter or a
-        newcomer was quicker) sleeps on instead of trying: a cheap look, against the herd."""
+        """Sleep while the lock file is there; a waiter that wakes to find it back (another
+        waiter or a newcomer was quicker) sleeps on instead of trying, against the herd."""
         deadline = time.monotonic() + delay
-        while (left := deadline - time.monotonic()) > 0:
+        while (left := deadline - time.monotonic()) > 0 and self._held():
             self._seen, woken = self._board.wait(self._path, self._seen, left)
-            if not woken or not self._taken():
+            if not woken:
                 return
+            if self._spread:
+                # Every waiting process wakes at once; looking after a random pause, most
+                # find the lock already taken by the first, and sleep on without trying.
+                time.sleep(random.uniform(0.0, self._spread))
 
 
 # One board for the process: threads of one process share its memory and its files.
 BOARD = ReleaseBoard()
 
 # <sys/inotify.h>
-IN_MOVED_FROM, IN_DELETE = 0x40, 0x200
-IN_DELETE_SELF, IN_MOVE_SELF, IN_Q_OVERFLOW, IN_IGNORED = 0x400, 0x800, 0x4000, 0x8000
-IN_CLOEXEC = 0o2000000
-MASK = IN_DELETE | IN_MOVED_FROM | IN_DELETE_SELF | IN_MOVE_SELF
+IN_ATTRIB, IN_DELETE_SELF, IN_MOVE_SELF = 0x4, 0x400, 0x800  # unlink changes the link count: IN_ATTRIB
+IN_Q_OVERFLOW, IN_IGNORED = 0x4000, 0x8000
+IN_CLOEXEC, IN_DONT_FOLLOW = 0o2000000, 0x2000000
+MASK = IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF | IN_DONT_FOLLOW
 EVENT = struct.Struct("iIII")  # wd, mask, cookie, len; then len bytes of name
-# Anything that may mean we lost sight of the files: every waiter looks again.
-LOOK_AGAIN = IN_DELETE_SELF | IN_MOVE_SELF | IN_Q_OVERFLOW | IN_IGNORED
 
 
 class Inotify:
-    """One inotify instance for the process, read by one daemon thread that posts the
-    deletion or renaming away of a watched lock file to the board. One instance, never
-    closed: closing one costs the kernel ~10 ms, and users have only 128 of them."""
+    """One inotify instance for the process, read by one daemon thread that posts any
+    change of a watched lock file's inode (its unlink, its renaming away) to the board.
+    One instance, never closed: closing one costs the kernel ~10 ms, and users have only
+    128 of them. The kernel drops a watch itself when its file is gone (IN_IGNORED)."""
 
-    def __init__(self, add_watch: Callable[[int, bytes, int], int], fd: int) -> None:
+    def __init__(self, add_watch: Callable[[int, bytes, int], int], errno: Callable[[], int], fd: int) -> None:
         self._add_watch = add_watch
+        self._errno = errno
         self._fd = fd
         self._mutex = threading.Lock()
-        self._watched: dict[int, set[str]] = {}  # watch descriptor -> lock files in that directory
+        self._watched: dict[int, set[str]] = {}  # watch descriptor -> the lock file's path(s)
         threading.Thread(target=self._read, name="dlock-inotify", daemon=True).start()
 
     def watch(self, path: str) -> bool:
-        """Post releases of `path` from now on (False: the kernel refused, e.g. no such directory)."""
-        wd = self._add_watch(self._fd, os.fsencode(os.path.dirname(path)), MASK)
+        """Post the next change of the lock file now at `path`; False when there is none."""
+        wd = self._add_watch(self._fd, os.fsencode(path), MASK)
         if wd < 0:
-            return False
+            return self._errno() not in (errno.ENOENT, errno.ENOTDIR)  # other refusals: poll
         with self._mutex:
             self._watched.setdefault(wd, set()).add(path)
         return True
@@ -133,25 +144,26 @@ class Inotify:
                 events = os.read(self._fd, 64 * 1024)
             except OSError:
                 return
-            for path in self._freed(events):
+            for path in self._changed(events):
                 BOARD.released(path)
 
-    def _freed(self, events: bytes) -> set[str]:
-        freed: set[str] = set()
+    def _changed(self, events: bytes) -> set[str]:
+        changed: set[str] = set()
         offset = 0
         with self._mutex:
             while offset + EVENT.size <= len(events):
                 wd, mask, _, length = EVENT.unpack_from(events, offset)
-                name = os.fsdecode(events[offset + EVENT.size : offset + EVENT.size + length].rstrip(b"\0"))
                 offset += EVENT.size + length
                 if mask & IN_Q_OVERFLOW:
-                    freed.update(*self._watched.values())
-                elif mask & LOOK_AGAIN:
-                    freed.update(self._watched.pop(wd, set()) if mask & IN_IGNORED else self._watched.get(wd, set()))
+                    changed.update(*self._watched.values())
                 else:
-                    freed.update(path for path in self._watched.get(wd, set()) if os.path.basename(path) == name)
-        return freed
+                    changed.update(self._watched.pop(wd, set()) if mask & IN_IGNORED else self._watched.get(wd, set()))
+        return changed
 
+
+# inotify wakes every waiting process at a release: each looks again after a random pause
+# of up to this long, so that most find the lock taken and do not try (see BoardWatcher).
+HERD_SPREAD = 0.002
 
 _INOTIFY: list[Inotify | None] = []  # made at the first wait on a local lock file, then kept
 _INOTIFY_MADE = threading.Lock()
@@ -176,14 +188,14 @@ def _new_inotify() -> Inotify | None:
         add_watch = libc.inotify_add_watch
     except (OSError, AttributeError):
         return None
-    return Inotify(add_watch, fd) if fd >= 0 else None
+    return Inotify(add_watch, ctypes.get_errno, fd) if fd >= 0 else None
 
 
 def watch_file(path: str) -> Watcher:
     """A watcher on the lock file at `path` on local disk: releases in this process always,
-    in others too where inotify watches its directory."""
+    in others too where inotify watches it."""
     path = os.path.abspath(path)
     reader = inotify()
-    if reader is not None:
-        reader.watch(path)  # before the board's count is read: a release after it counts
-    return BOARD.watcher(path, lambda: os.path.lexists(path))
+    if reader is None:
+        return BOARD.watcher(path, lambda: os.path.lexists(path))
+    return BOARD.watcher(path, lambda: reader.watch(path), spread=HERD_SPREAD)
