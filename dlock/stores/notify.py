@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import errno
 import os
-import random
 import struct
 import sys
 import threading
@@ -101,6 +100,8 @@ class BoardWatcher:
             if self._spread:
                 # Every waiting process wakes at once; looking after a random pause, most
                 # find the lock already taken by the first, and sleep on without trying.
+                import random  # only for a waiter, as ctypes below
+
                 time.sleep(random.uniform(0.0, self._spread))
 
 
