@@ -60,7 +60,9 @@ class HttpCounting:
     def __init__(self, store: Any) -> None:
         self.requests = 0
         if hasattr(store.fs, "call_s3"):
-            store.fs.set_session()
+            from fsspec.asyn import sync
+
+            sync(store.fs.loop, store.fs.set_session)
             store.fs.s3.meta.events.register("before-send", self._sent)
         else:
             from dlock.stores import gcs
