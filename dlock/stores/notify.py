@@ -192,6 +192,18 @@ def _new_inotify() -> Inotify | None:
     return Inotify(add_watch, ctypes.get_errno, fd) if fd >= 0 else None
 
 
+def _forget_in_child() -> None:
+    """A forked child has no reader thread, shares the parent's inotify instance, and may
+    have been forked while another thread held the board's mutex: it starts afresh."""
+    global BOARD, _INOTIFY_MADE
+    BOARD = ReleaseBoard()
+    _INOTIFY_MADE = threading.Lock()
+    _INOTIFY.clear()
+
+
+os.register_at_fork(after_in_child=_forget_in_child)
+
+
 def watch_file(path: str) -> Watcher:
     """A watcher on the lock file at `path` on local disk: releases in this process always,
     in others too where inotify watches it."""
