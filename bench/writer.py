@@ -2,7 +2,7 @@
 in-process cost of acquire+release on local disk and memory against Deep Lake's local lock,
 and what the ownership check before each write costs per store.
 
-    python bench/writer.py [--sessions 25] [--runs 200]
+    python bench/writer.py [--sessions 25] [--runs 200] [--only local memory ...]
     python bench/writer.py --write-cost-only [--writes 200]
 
 A session is `with dlock.writer(ds) as w:` reading a counter file and writing it back
@@ -46,6 +46,10 @@ for _ in range(sessions):
         w.write_text("counter.json", json.dumps(document))
 print(time.time())
 """
+
+
+ROWS = {"local": "local (processes)", "s3": "s3 (moto) (processes)", "gcs": "gcs (fake-gcs-server) (processes)",
+        "zookeeper": "zookeeper lock, local files (processes)", "memory": "memory (threads, one process)"}
 
 
 def seed(dataset: str) -> None:
@@ -144,6 +148,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--writes", type=int, default=200, help="writes per store for the ownership-check cost")
     parser.add_argument("--write-cost-only", action="store_true", help="measure only the ownership check per write")
+    parser.add_argument("--only", nargs="+", choices=ROWS, default=list(ROWS), help="throughput rows to measure")
     args = parser.parse_args()
     if args.write_cost_only:
         with servers() as endpoints:
@@ -160,12 +165,13 @@ def main() -> None:
     MemoryFileSystem().mkdir("/bench-ds")
     with servers() as endpoints, zookeeper() as zk_hosts:
         bucket = bucket_on_both(endpoints)
-        sites = [("local", local, None), ("s3 (moto)", f"s3://{bucket}/ds", None),
-                 ("gcs (fake-gcs-server)", f"gs://{bucket}/ds", None),
-                 ("zookeeper lock, local files", local, f"zk://{zk_hosts}/bench/writer")]
-        for name, dataset, lock_target in sites:
-            rows.append((name + " (processes)", [throughput(dataset, lock_target, n, args.sessions) for n in counts]))
-        rows.append(("memory (threads, one process)", [thread_throughput("memory://bench-ds", n, args.sessions) for n in counts]))
+        sites = {"local": (local, None), "s3": (f"s3://{bucket}/ds", None), "gcs": (f"gs://{bucket}/ds", None),
+                 "zookeeper": (local, f"zk://{zk_hosts}/bench/writer")}
+        for key, (dataset, lock_target) in sites.items():
+            if key in args.only:
+                rows.append((ROWS[key], [throughput(dataset, lock_target, n, args.sessions) for n in counts]))
+        if "memory" in args.only:
+            rows.append((ROWS["memory"], [thread_throughput("memory://bench-ds", n, args.sessions) for n in counts]))
         local_ms = acquire_release_ms(local, args.runs)
         memory_ms = acquire_release_ms("memory://bench-ds", args.runs)
         costs = write_costs(cost_sites(local, bucket), args.writes)  # s3fs caches its filesystem: same servers

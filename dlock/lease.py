@@ -7,6 +7,7 @@ import threading
 import time
 from typing import Callable
 
+from dlock import keeper
 from dlock.backends.base import Backend, LeaseHandle
 from dlock.errors import DLockError, LockLost
 
@@ -32,7 +33,8 @@ class Lease:
         self._lost_reason: str | None = None
         self._released = False
         self._stop = threading.Event()
-        self._keeper: threading.Thread | None = None
+        self._kept = False
+        self._check = self._refresh_every = self._next_refresh = 0.0
         self._on_lost: list[Callable[[str], None]] = []
         self._mutex = threading.Lock()
         handle.on_lost(self._mark_lost)
@@ -120,9 +122,7 @@ class Lease:
 
     def release(self) -> None:
         """Stop refreshing and remove the lock. Raises LockLost if it was no longer ours."""
-        self._stop.set()
-        if self._keeper is not None and self._keeper is not threading.current_thread():
-            self._keeper.join()
+        self._stop.set()  # a check or refresh under way finishes first: both hold the mutex
         with self._mutex:
             if self._released:
                 return
@@ -132,40 +132,44 @@ class Lease:
             self._handle.release()
 
     def keep_alive(self, on_lost: Callable[[str], None] | None = None, check_interval: float = CHECK_INTERVAL) -> None:
-        """In a background thread until release(): refresh at ttl x 0.4 and confirm ownership
-        every `check_interval` seconds between; call on_lost(reason) once on loss."""
+        """Until release(), refresh at ttl x 0.4 and confirm ownership every `check_interval`
+        seconds between (in the process's keeper, dlock.keeper); call on_lost(reason) once on loss."""
         if on_lost is not None:
             self._on_lost.append(on_lost)
             if self._lost_reason is not None:
                 on_lost(self._lost_reason)
-        if self._keeper is None:
-            self._keeper = threading.Thread(
-                target=self._keep, args=(check_interval,), name=f"dlock-refresh {self.target}", daemon=True
-            )
-            self._keeper.start()
+        if not self._kept:
+            self._kept = True
+            self._refresh_every = self._handle.refresh_interval
+            self._check = min(check_interval, self._refresh_every) if check_interval > 0 else self._refresh_every
+            self._next_refresh = time.monotonic() + self._refresh_every
+            keeper.KEEPER.schedule(self._next_due(), self._tick, self._stop)
 
-    def _keep(self, check_interval: float) -> None:
-        interval = self._handle.refresh_interval
-        check = min(check_interval, interval) if check_interval > 0 else interval
-        next_refresh = time.monotonic() + interval
-        while not self._stop.wait(max(0.0, min(check, next_refresh - time.monotonic()))) and not self.lost:
-            refreshing = time.monotonic() >= next_refresh
-            try:
-                if refreshing:
-                    self.refresh()
-                    next_refresh = time.monotonic() + interval
-                else:
-                    self.confirm()
-            except LockLost:
-                return
-            except Exception as exc:  # noqa: BLE001  (the thread must outlive any store error)
-                # A store that blips: retry sooner, but a lock past its expiry is not ours.
-                if time.time() >= self.expires:
-                    self._mark_lost(f"{self.target}: could not refresh before the lock expired ({_short(exc)})")
-                    return
-                if refreshing:
-                    retry = max(0.05, min(interval / 4, self.expires - time.time()) / 2)
-                    next_refresh = time.monotonic() + retry
+    def _next_due(self) -> float:
+        return time.monotonic() + max(0.0, min(self._check, self._next_refresh - time.monotonic()))
+
+    def _tick(self) -> float | None:
+        """One refresh or check; when the next is due, or None once the lease is over."""
+        if self._stop.is_set() or self.lost:
+            return None
+        refreshing = time.monotonic() >= self._next_refresh
+        try:
+            if refreshing:
+                self.refresh()
+                self._next_refresh = time.monotonic() + self._refresh_every
+            else:
+                self.confirm()
+        except LockLost:
+            return None
+        except Exception as exc:  # noqa: BLE001  (keeping must outlive any store error)
+            # A store that blips: retry sooner, but a lock past its expiry is not ours.
+            if time.time() >= self.expires:
+                self._mark_lost(f"{self.target}: could not refresh before the lock expired ({_short(exc)})")
+                return None
+            if refreshing:
+                retry = max(0.05, min(self._refresh_every / 4, self.expires - time.time()) / 2)
+                self._next_refresh = time.monotonic() + retry
+        return self._next_due()
 
     def _mark_lost(self, reason: str) -> None:
         if self._lost_reason is not None or self._released:

@@ -26,6 +26,12 @@ COMMIT_ID = re.compile(r"[0-9a-f]{40}")
 SHORT_LOCKS = ("version_control_info.lock", "queries.lock")
 
 
+# Datasets on network stores this process has seen exist, by (URL, filesystem): see
+# DatasetLayout._known_to_exist.
+_EXISTING: dict[tuple[str, int], object] = {}
+MAX_REMEMBERED = 4096
+
+
 @dataclasses.dataclass(frozen=True)
 class LockFile:
     path: str
@@ -72,10 +78,26 @@ class DatasetLayout:
         """(kind, the lock acquire takes, branch heads) in as few requests as possible:
         version_control_info.json first, since its presence also proves the dataset exists."""
         info = self._version_info()
-        if info is None and not self.store.is_dir(self.dataset):
+        if info is None and not self._known_to_exist():
             raise NotFound(f"{self.target}: {self.store.missing_reason(self.dataset)}")
         branches, commits = info or ({}, set())
         return (Kind.DEEPLAKE if info else Kind.DIRECTORY), self._target_lock(branches, commits), branches
+
+    def _known_to_exist(self) -> bool:
+        """Is the dataset there? Over a network each answer is a listing request, so a yes is
+        remembered for this process: a dataset seen once is no typo, and if it is deleted
+        since, the worst is a lock file written where it was, removed again at release.
+        Which lock file to take is never remembered: version_control_info.json is read each time."""
+        key = (self.store.url(self.dataset), id(getattr(self.store, "fs", None)))
+        if key in _EXISTING:
+            return True
+        if not self.store.is_dir(self.dataset):
+            return False
+        if self.store.parallel_io:
+            if len(_EXISTING) >= MAX_REMEMBERED:
+                _EXISTING.clear()
+            _EXISTING[key] = getattr(self.store, "fs", None)  # the filesystem kept: its id stays its own
+        return True
 
     def _version_info(self) -> tuple[dict[str, str], set[str]] | None:
         path = self.store.join(self.dataset, VERSION_INFO)

@@ -16,6 +16,7 @@ from dlock.backends.fence import counter_path, raise_fence
 from dlock.backends.judge import judge_lock, owner_of, same_holder
 from dlock.backends.layout import LOCK_NAME, DatasetLayout, LockFile
 from dlock.stores.base import AlreadyExists, Conflict, Store, Stored
+from dlock.stores.notify import Watcher
 from dlock.errors import CorruptLock, DLockError, LockBusy, LockLost, NotOwner, Remedy, UsageError
 from dlock.identity import fence_of, holder_payload, number
 from dlock.model import FleetLock, FleetReport, Kind, LockInfo, LockStatus, Removal, State, held_by
@@ -30,6 +31,7 @@ class LockFileBackend(Backend):
         self.atomic = store.atomic
         self.layout = DatasetLayout(store, dataset, target, options)
         self._found: dict[str, Stored] = {}  # what scan() judged, for removals conditional on it
+        self._watcher: Watcher | None = None  # set at a waiter's first wait, kept
 
     @property
     def _counter(self) -> str:
@@ -78,6 +80,17 @@ class LockFileBackend(Backend):
         from dlock.backends import tree
 
         return tree.remove(self.store, self._found, entries, dry_run=dry_run, concurrency=concurrency)
+
+    # -- waiting --------------------------------------------------------------------
+
+    def wait_for_change(self, delay: float) -> None:
+        """Woken by the store where it tells of releases (inotify, other threads), else a sleep."""
+        if not self.store.notifies:
+            time.sleep(delay)
+        elif self._watcher is None:
+            self._watcher = self.store.watch(self.layout.locate()[1].path)  # one more look, then sleep on it
+        else:
+            self._watcher.wait(delay)
 
     # -- acquiring ------------------------------------------------------------------
 

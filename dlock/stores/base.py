@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-from typing import Hashable
+from typing import TYPE_CHECKING, Hashable
+
+if TYPE_CHECKING:
+    from dlock.stores.notify import Watcher
 
 # Bounds on what dlock reads from a store: a lock file is 18 bytes (Deep Lake) or a few
 # hundred (dlock); Deep Lake's version_control_info.json grows with its commits.
@@ -47,6 +50,7 @@ class Store(abc.ABC):
     # stores) plus a margin for the gap between its read and its write.
     deeplake_settle = 1.0
     lists_trees = False  # True where list_tree() is implemented
+    notifies = False  # True where watch() wakes waiters at a release (local disk, memory)
 
     @abc.abstractmethod
     def url(self, path: str) -> str:
@@ -109,6 +113,13 @@ class Store(abc.ABC):
 
     def unchanged(self, current: Stored, expected: Stored) -> bool:
         return current.version == expected.version and current.data == expected.data
+
+    def watch(self, path: str) -> Watcher:
+        """What wakes a waiter when the lock file at `path` may have been freed (see
+        dlock.stores.notify); only called where `notifies`. Elsewhere waiters poll."""
+        from dlock.stores.notify import Sleeper
+
+        return Sleeper()
 
     # -- data files (dlock.writer): plain, unconditional, each write atomic -------------
 

@@ -10,6 +10,7 @@ Imported only when a gs:// target needs it (gcsfs takes ~0.8 s to import).
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import json
 import os
 from typing import Mapping
@@ -21,7 +22,7 @@ from typing import Mapping
 os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
 
 import gcsfs  # noqa: E402
-from gcsfs.retry import is_retriable  # noqa: E402
+from gcsfs.retry import HttpError, is_retriable  # noqa: E402
 
 from dlock.stores.base import MAX_LOCK_BYTES, AlreadyExists, Conflict, Store, Stored  # noqa: E402
 from dlock.stores.fsspec import FsspecStore, bucket_path, key_prefix, mtime, parse_storage_options  # noqa: E402
@@ -47,6 +48,30 @@ class GCSStore(FsspecStore):
         return bool(listing.get("items") or listing.get("prefixes"))
 
     def read(self, path: str, limit: int = MAX_LOCK_BYTES) -> Stored | None:
+        """One request: the bytes with their generation in x-goog-generation; a range bounds
+        what is fetched and Content-Range tells the whole size."""
+        bucket, key = self.split(path)
+        with self.errors(path):
+            try:
+                headers, data = self.fs.call("GET", "b/{}/o/{}", bucket, key, alt="media",
+                                             headers={"Range": f"bytes=0-{limit}"})
+            except FileNotFoundError:
+                return None
+            except HttpError as exc:
+                if exc.code != 416:
+                    raise
+                return self._read_in_two(path, limit)  # an empty object has no byte 0
+        generation = headers.get("X-Goog-Generation") or headers.get("x-goog-generation")
+        if generation is None:
+            return self._read_in_two(path, limit)
+        total = headers.get("Content-Range", "").rpartition("/")[2]
+        size = int(total) if total.isdigit() else len(data)
+        data = b"" if size > limit else bytes(data)  # a huge object is judged, not kept
+        return Stored(data, str(generation), mtime({"mtime": _http_date(headers.get("Last-Modified"))}),
+                      size=size if size > len(data) else None)
+
+    def _read_in_two(self, path: str, limit: int) -> Stored | None:
+        """Metadata, then exactly the generation it names: data and version agree."""
         bucket, key = self.split(path)
         with self.errors(path):
             try:
@@ -54,7 +79,6 @@ class GCSStore(FsspecStore):
                 size = int(meta.get("size") or 0)
                 data = b""
                 if size <= limit:  # a huge object is judged, not fetched
-                    # Fetch exactly the generation the metadata names: data and version agree.
                     _, data = self.fs.call("GET", "b/{}/o/{}", bucket, key, alt="media", generation=meta["generation"])
             except FileNotFoundError:
                 return None
@@ -121,6 +145,16 @@ class BoundedGCSFileSystem(gcsfs.GCSFileSystem):  # type: ignore[misc]
                     raise
                 await asyncio.sleep(0.25 * 3**attempt)
         raise AssertionError("unreachable")
+
+
+def _http_date(text: str | None) -> float | None:
+    """Last-Modified: an HTTP date, to epoch seconds."""
+    if not text:
+        return None
+    try:
+        return email.utils.parsedate_to_datetime(text).timestamp()
+    except (TypeError, ValueError):
+        return None
 
 
 # gcsfs's own request, without the retry decorator it is wrapped in.

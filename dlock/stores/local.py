@@ -18,11 +18,13 @@ from stat import S_ISDIR, S_ISFIFO, S_ISLNK, S_ISREG, S_ISSOCK
 from typing import Iterator, Mapping
 
 from dlock.errors import BackendError, Refused, UsageError
+from dlock.stores import notify
 from dlock.stores.base import MAX_LOCK_BYTES, AlreadyExists, Conflict, Store, Stored
 
 
 class LocalStore(Store):
     parallel_io = False  # measured: threads only add GIL contention to cached stat calls
+    notifies = True
     deeplake_settle = 0.1  # Deep Lake verifies after 0.01 s on local disk; 0.09 s of margin
 
     def url(self, path: str) -> str:
@@ -93,14 +95,22 @@ class LocalStore(Store):
             raise _backend_error(path, exc) from exc
 
     def create(self, path: str, data: bytes) -> Stored:
-        temp = self._write_temp(path, data)
+        if os.path.lexists(path):  # a busy lock's contenders need no temp file; link() decides
+            raise AlreadyExists(path)
+        # fsync after the link, and only by the winner: contenders woken together by a
+        # release fsyncing each their own temp file made the disk the bottleneck. Other
+        # processes see the complete bytes at once either way; a machine crash in between
+        # can leave the file empty, which dlock reports as corrupt (release --force).
+        temp, fd = self._write_temp(path, data, sync=False)
         try:
             os.link(temp, path)
+            os.fsync(fd)
         except FileExistsError:
             raise AlreadyExists(path) from None
         except OSError as exc:
             raise _backend_error(path, exc) from exc
         finally:
+            os.close(fd)
             _unlink_quietly(temp)
         stored = self.read(path)
         assert stored is not None
@@ -138,6 +148,11 @@ class LocalStore(Store):
                         "Look inside, then remove it by hand."
                     ) from None
                 raise _backend_error(path, exc) from exc
+        notify.BOARD.released(os.path.abspath(path))
+
+    def watch(self, path: str) -> notify.Watcher:
+        """inotify where there is one (other processes' releases too), else this process's releases."""
+        return notify.watch_file(path)
 
     def write_data(self, path: str, data: bytes) -> None:
         """Temp file, fsync, rename over: a reader sees the old file or the new one, never half."""
@@ -181,7 +196,8 @@ class LocalStore(Store):
             os.close(fd)  # closing drops the flock
 
     def _rename_into_place(self, path: str, data: bytes) -> None:
-        temp = self._write_temp(path, data)
+        temp, fd = self._write_temp(path, data)
+        os.close(fd)
         try:
             self._rename(temp, path)
         finally:
@@ -193,22 +209,26 @@ class LocalStore(Store):
         except OSError as exc:
             raise _backend_error(path, exc) from exc
 
-    def _write_temp(self, path: str, data: bytes) -> str:
+    def _write_temp(self, path: str, data: bytes, sync: bool = True) -> tuple[str, int]:
+        """(the temp file, its open descriptor: the caller closes it), written and, unless
+        told otherwise, fsynced."""
         directory, name = os.path.split(path)
         import secrets
 
         temp = os.path.join(directory, f".{name}.{secrets.token_hex(6)}.tmp")
         try:
             fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-            try:
-                os.write(fd, data)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
         except OSError as exc:
+            raise _backend_error(path, exc) from exc
+        try:
+            os.write(fd, data)
+            if sync:
+                os.fsync(fd)
+        except OSError as exc:
+            os.close(fd)
             _unlink_quietly(temp)
             raise _backend_error(path, exc) from exc
-        return temp
+        return temp, fd
 
 
 ODD_DIRECTORY = "a directory"

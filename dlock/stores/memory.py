@@ -11,6 +11,7 @@ from typing import Mapping
 
 from fsspec.implementations.memory import MemoryFileSystem
 
+from dlock.stores import notify
 from dlock.stores.base import MAX_LOCK_BYTES, AlreadyExists, Store, Stored
 from dlock.stores.fsspec import FsspecStore
 
@@ -19,6 +20,7 @@ _GUARD = threading.RLock()
 
 
 class MemoryStore(FsspecStore):
+    notifies = True
     deeplake_settle = 0.0  # no Deep Lake process writes into this process's memory
     lists_trees = True
 
@@ -74,6 +76,12 @@ class MemoryStore(FsspecStore):
         with _GUARD:
             self.check_unchanged(path, expected)
             self.fs.rm_file(path)
+        notify.BOARD.released(self._key(path))
+
+    def watch(self, path: str) -> notify.Watcher:
+        """Only threads of this process share its memory: they wake at each other's release."""
+        key = self._key(path)
+        return notify.BOARD.watcher(key, lambda: key in self.fs.store)
 
     def _write(self, path: str, data: bytes) -> Stored:
         self.fs.pipe_file(path, data)
