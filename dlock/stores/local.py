@@ -120,7 +120,8 @@ class LocalStore(Store):
         # The new file is written (and synced) before the compare, so that the compare and
         # the rename lie microseconds apart: Deep Lake writes in place without our flock,
         # and its write must not fall between them unseen for longer than its 10 ms verify.
-        temp = self._write_temp(path, data)
+        temp, fd = self._write_temp(path, data)
+        os.close(fd)
         try:
             with self._guard(path):
                 self.check_unchanged(path, expected)
