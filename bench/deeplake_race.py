@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "tests" / "helpers")]
 
 from dlrace import CONTROL, DLOCK_AIMED, SCENARIOS, Lineup, Race, Tally, table  # noqa: E402
-from objectstore import bucket_on_both, servers  # noqa: E402
+from objectstore import bucket_on_each, servers  # noqa: E402
 
 VENV = Path(os.environ.get("DLOCK_DEEPLAKE_VENV", ROOT / ".cache" / "deeplake3-venv"))
 
@@ -38,7 +38,7 @@ def store_roots(stores: list[str]) -> Iterator[dict[str, tuple[str, dict[str, st
         yield roots
         return
     with servers() as endpoints:
-        bucket = bucket_on_both(endpoints)  # also points this process's AWS_* at moto
+        bucket = bucket_on_each(endpoints)  # also points this process's AWS_* at moto
         env = {key: os.environ[key] for key in
                ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL")}
         yield {**roots, "s3": (f"s3://{bucket}", env)}

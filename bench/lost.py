@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "bench")]
 
 import dlock  # noqa: E402
-from objectstore import bucket_on_both, servers  # noqa: E402
+from objectstore import bucket_on_each, servers  # noqa: E402
 from writer import seed  # noqa: E402
 
 CHILD = r"""
@@ -69,7 +69,7 @@ def main() -> None:
     args = parser.parse_args()
     log = Path(tempfile.mkdtemp()) / "child.log"
     with servers() as endpoints:
-        bucket = bucket_on_both(endpoints)
+        bucket = bucket_on_each(endpoints)
         sites = [("local", tempfile.mkdtemp()), ("s3 (moto)", f"s3://{bucket}/lost")]
         print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
               f"ttl 300 s, --check-interval {args.check_interval}, {args.tries} tries")

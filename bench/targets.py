@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.append(str(ROOT / "tests"))
 
-from objectstore import bucket_on_both, servers  # noqa: E402
+from objectstore import bucket_on_each, servers  # noqa: E402
 from servers.zookeeper import _new_server, _wait_serving  # noqa: E402
 
 
@@ -75,7 +75,7 @@ def main() -> None:
     with servers() as endpoints:
         import boto3
 
-        bucket = bucket_on_both(endpoints)  # the environment points dlock at moto
+        bucket = bucket_on_each(endpoints)  # the environment points dlock at moto
         s3 = boto3.client("s3")
         datasets = [f"ds{i}" for i in range(args.count)]
         for name in datasets:

@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "bench")]
 
 import dlock  # noqa: E402
-from objectstore import Counting, bucket_on_both, deeplake_cycle, servers  # noqa: E402
+from objectstore import Counting, bucket_on_each, deeplake_cycle, servers  # noqa: E402
 from servers.zookeeper import _new_server, _wait_serving  # noqa: E402
 
 WORKER = r"""
@@ -152,7 +152,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.write_cost_only:
         with servers() as endpoints:
-            bucket = bucket_on_both(endpoints)
+            bucket = bucket_on_each(endpoints)
             print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
                   f"medians of {args.writes} writes of 1 KiB")
             print_write_costs(write_costs(cost_sites(tempfile.mkdtemp(), bucket), args.writes))
@@ -164,7 +164,7 @@ def main() -> None:
 
     MemoryFileSystem().mkdir("/bench-ds")
     with servers() as endpoints, zookeeper() as zk_hosts:
-        bucket = bucket_on_both(endpoints)
+        bucket = bucket_on_each(endpoints)
         sites = {"local": (local, None), "s3": (f"s3://{bucket}/ds", None), "gcs": (f"gs://{bucket}/ds", None),
                  "zookeeper": (local, f"zk://{zk_hosts}/bench/writer")}
         for key, (dataset, lock_target) in sites.items():
