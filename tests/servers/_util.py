@@ -16,6 +16,24 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def free_port_pair(offset: int, highest: int) -> int:
+    """A free port at most `highest` whose port + `offset` is free too (a Redis Cluster node
+    listens on its port and on port + 10000, so its port must be 55535 or less)."""
+    import random
+
+    for _ in range(500):
+        port = random.randint(20000, highest)
+        with contextlib.ExitStack() as held:
+            try:
+                for candidate in (port, port + offset):
+                    sock = held.enter_context(socket.socket())
+                    sock.bind(("127.0.0.1", candidate))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free loopback port pair (+{offset}) at or below {highest}")
+
+
 def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 30.0) -> bool:  # type: ignore[type-arg]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -21,7 +21,7 @@ from typing import Iterator
 
 import pytest
 
-from servers._util import free_port, stop, wait_for_port
+from servers._util import free_port, free_port_pair, stop, wait_for_port
 from servers._certs import TlsFiles, make_tls_files
 
 LOCK_TARGETS = ["redis"]
@@ -64,12 +64,13 @@ class RedisServer:
 
 
 @contextlib.contextmanager
-def _server(directory: Path, *extra: str, config: Path | None = None, tls: TlsFiles | None = None) -> Iterator[RedisServer]:
+def _server(directory: Path, *extra: str, config: Path | None = None, tls: TlsFiles | None = None,
+            port: int | None = None) -> Iterator[RedisServer]:
     from conftest import server_unavailable
 
     if shutil.which("redis-server") is None:
         server_unavailable("Redis (Debian package redis-server; scripts/install-system-deps.sh installs it)")
-    server = RedisServer(free_port(), directory, config, tls=tls)
+    server = RedisServer(port or free_port(), directory, config, tls=tls)
     try:
         if not server.start(*extra):
             server_unavailable(f"Redis (log: {directory}/redis.log)")
@@ -104,7 +105,9 @@ def redis_cluster_node(tmp_path: Path) -> Iterator[RedisServer]:
     """A Redis Cluster of one node that serves every hash slot."""
     import redis
 
-    with _server(tmp_path, "--cluster-enabled", "yes", "--cluster-config-file", str(tmp_path / "nodes.conf")) as server, \
+    cluster = ("--cluster-enabled", "yes", "--cluster-config-file", str(tmp_path / "nodes.conf"))
+    # A cluster node also listens on its port + 10000, so its port must be 55535 or less.
+    with _server(tmp_path, *cluster, port=free_port_pair(10000, 55535)) as server, \
             redis.Redis(port=server.port, socket_timeout=2) as client:
         client.execute_command("CLUSTER", "ADDSLOTSRANGE", 0, 16383)
         deadline = time.monotonic() + 20
