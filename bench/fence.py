@@ -1,6 +1,7 @@
 """What a fencing number costs on lock files: acquire+release with and without reading the
 fence, on local disk, S3 (moto), GCS (fake-gcs-server) and Azure (Azurite), in the same run. ZooKeeper's
 fence is the node's czxid and Redis's an INCR inside the acquire script: no extra request.
+Requests are store calls (one HTTP request each, as counted by bench/objectstore.py's Counting).
 
     python bench/fence.py [--runs 100]
 """
@@ -12,15 +13,12 @@ import os
 import platform
 import sys
 import tempfile
-import uuid
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from objectstore import Counting, bucket_on_each, measure, servers  # noqa: E402
-
-from dlock.targets import open_backend  # noqa: E402
+from objectstore import Counting, bucket_on_each, measure, new_dataset, servers  # noqa: E402
 
 
 def plain(backend: Any) -> None:
@@ -42,16 +40,11 @@ def main() -> None:
         bucket = bucket_on_each(endpoints)
         for name, root in {"local": tempfile.mkdtemp(), "s3 (moto)": f"s3://{bucket}",
                            "gcs (fake-gcs-server)": f"gs://{bucket}", "azure (Azurite)": f"az://{bucket}"}.items():
-            ds = f"{root}/ds-{uuid.uuid4().hex[:6]}"
-            backend = open_backend(ds)
-            if name == "local":
-                os.makedirs(ds)
-            else:
-                backend.store.fs.pipe_file(f"{backend.dataset}/dataset_meta.json", b"{}")
+            _, backend = new_dataset(root)
             counter = Counting(backend.store)
             backend.store = backend.layout.store = counter  # the layout reads through it too
             for label, cycle in (("acquire+release", plain), ("acquire+fence+release", fenced)):
-                median, requests = measure(args.runs, lambda: cycle(backend), counter)
+                median, requests, _ = measure(args.runs, lambda: cycle(backend), counter)
                 rows.append((name, label, median, requests))
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, {args.runs} runs")
     print("| store | cycle | median | requests |")

@@ -165,6 +165,18 @@ def bucket_on_each(endpoints: dict[str, str]) -> str:
 DEEPLAKE_INFO = json.dumps({"branches": {"main": FIRST_COMMIT}, "commits": {FIRST_COMMIT: {}}}).encode()
 
 
+def new_dataset(root: str) -> tuple[str, Any]:
+    """A fresh dataset under `root` that exists (a directory, or a marker object in a bucket),
+    and a backend for it."""
+    ds = f"{root}/ds-{uuid.uuid4().hex[:6]}"
+    backend = open_backend(ds)
+    if "://" not in root:
+        os.makedirs(ds)
+    else:
+        backend.store.fs.pipe_file(f"{backend.dataset}/dataset_meta.json", b"{}")
+    return ds, backend
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=200)
@@ -178,12 +190,7 @@ def main() -> None:
                  "gcs (fake-gcs-server)": (f"gs://{bucket}", DEEPLAKE_VERIFY),
                  "azure (Azurite)": (f"az://{bucket}", DEEPLAKE_VERIFY)}
         for name, (root, verify) in sites.items():
-            ds = f"{root}/ds-{uuid.uuid4().hex[:6]}"
-            marker_backend = open_backend(ds)
-            if name == "local":
-                os.makedirs(ds)
-            else:
-                marker_backend.store.fs.pipe_file(f"{marker_backend.dataset}/dataset_meta.json", b"{}")
+            ds, marker_backend = new_dataset(root)
             backend = open_backend(ds)
             counter = Counting(backend.store)
             http: Counting | HttpCounting = counter
