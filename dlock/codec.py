@@ -56,9 +56,9 @@ class LockRecord:
 
 def random_node_id() -> int:
     """A node id no Deep Lake process will take for its own machine's."""
-    import secrets
+    from dlock.identity import random_bytes
 
-    return secrets.randbits(48) | MULTICAST_BIT
+    return int.from_bytes(random_bytes(6), "big") | MULTICAST_BIT
 
 
 def format_node_id(node_id: int) -> str:

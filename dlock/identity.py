@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import threading
 import time
 from typing import Mapping
 
@@ -12,18 +13,51 @@ from dlock._version import __version__
 from dlock.model import Holder
 
 
-def current_user() -> str:
-    import getpass
+# Who and where this process is does not change while it runs; each lookup is a system call
+# that gives up the GIL, and with several threads taking locks that hands the interpreter
+# to another thread at every acquisition (a third of the time of 8 writer threads).
+_USER: list[str] = []
+_HOST: list[str] = []
 
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return str(os.getuid())
+
+def current_user() -> str:
+    if not _USER:
+        import getpass
+
+        try:
+            _USER.append(getpass.getuser())
+        except (KeyError, OSError):
+            _USER.append(str(os.getuid()))
+    return _USER[0]
 
 
 def hostname() -> str:
     """socket.gethostname() without importing socket: both are gethostname(2), which is uname's nodename."""
-    return os.uname().nodename
+    if not _HOST:
+        _HOST.append(os.uname().nodename)
+    return _HOST[0]
+
+
+def random_bytes(count: int) -> bytes:
+    """Bytes from os.urandom, drawn 4 KiB at a time per thread: one system call (which gives up
+    the GIL) per 256 tokens, and no mutex that a pre-empted thread could hold while others
+    queue behind it. A forked child never hands out its parent's."""
+    pool: bytearray | None = getattr(_ENTROPY, "pool", None)
+    if pool is None or len(pool) < count:
+        pool = _ENTROPY.pool = bytearray(os.urandom(max(4096, count)))
+    taken = bytes(pool[:count])
+    del pool[:count]
+    return taken
+
+
+_ENTROPY = threading.local()
+
+
+def _forget_in_child() -> None:
+    _ENTROPY.__dict__.clear()  # the forking thread's pool: the only thread a child has
+
+
+os.register_at_fork(after_in_child=_forget_in_child)
 
 
 def pid_alive(pid: int) -> bool:

@@ -45,13 +45,16 @@ class Keeper:
     def _schedule(self) -> None:
         while True:
             with self._changed:
-                while not self._due or self._due[0][0] > time.monotonic():
+                while True:
+                    while self._due and self._due[0][3].is_set():
+                        heapq.heappop(self._due)  # released before it came due: dropped now, not woken for
+                    if self._due and self._due[0][0] <= time.monotonic():
+                        break
                     self._wakes_at = self._due[0][0] if self._due else math.inf
                     self._changed.wait(None if not self._due else max(0.0, self._wakes_at - time.monotonic()))
                 self._wakes_at = -math.inf
                 _, _, tick, stopped = heapq.heappop(self._due)
-            if not stopped.is_set():
-                threading.Thread(target=self._run, args=(tick, stopped), name="dlock-refresh", daemon=True).start()
+            threading.Thread(target=self._run, args=(tick, stopped), name="dlock-refresh", daemon=True).start()
 
     def _run(self, tick: Tick, stopped: threading.Event) -> None:
         when = tick()

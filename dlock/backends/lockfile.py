@@ -18,7 +18,7 @@ from dlock.backends.layout import LOCK_NAME, DatasetLayout, LockFile
 from dlock.stores.base import AlreadyExists, Conflict, Store, Stored
 from dlock.stores.notify import Watcher
 from dlock.errors import CorruptLock, DLockError, LockBusy, LockLost, NotOwner, Remedy, UsageError
-from dlock.identity import fence_of, holder_payload, number
+from dlock.identity import fence_of, holder_payload, number, random_bytes
 from dlock.model import FleetLock, FleetReport, Kind, LockInfo, LockStatus, Removal, State, held_by
 
 
@@ -87,10 +87,20 @@ class LockFileBackend(Backend):
         """Woken by the store where it tells of releases (inotify, other threads), else a sleep."""
         if not self.store.notifies:
             time.sleep(delay)
-        elif self._watcher is None:
-            self._watcher = self.store.watch(self.layout.locate()[1].path)  # one more look, then sleep on it
-        else:
-            self._watcher.wait(delay)
+            return
+        if self._watcher is None:
+            # Counts releases from now on, and looks whether the lock is there before it
+            # sleeps: a release since our try is not missed.
+            self._watcher = self.store.watch(self.layout.locate()[1].path)
+        self._watcher.wait(delay)
+
+    def _done_waiting(self) -> None:
+        if self._watcher is not None:
+            self._watcher.close()
+            self._watcher = None
+
+    def close(self) -> None:
+        self._done_waiting()
 
     # -- acquiring ------------------------------------------------------------------
 
@@ -100,9 +110,7 @@ class LockFileBackend(Backend):
         kind, lock, _ = self.layout.locate()
         if lock.version and lock.path != self.store.join(self.dataset, LOCK_NAME):
             self.store.prepare_parent(lock.path)  # a head checked against version_control_info.json
-        import secrets
-
-        token = secrets.token_hex(16)
+        token = random_bytes(16).hex()
         data = _lock_bytes(token, ttl, note)
         try:
             stored = self.store.create(lock.path, data)
@@ -112,6 +120,7 @@ class LockFileBackend(Backend):
             self._insist_ours(lock, stored, token)
             if kind is Kind.DEEPLAKE and self.store.deeplake_settle > 0:
                 stored = self._outlast_deeplake_verify(lock, token)
+            self._done_waiting()  # the next waiter in line watches the lock now
             return FileLease(self.store, self.target, lock.path, token, ttl, note, stored, self._counter)
         except LockBusy:
             raise  # not ours: removes nothing

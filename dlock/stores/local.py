@@ -18,6 +18,7 @@ from stat import S_ISDIR, S_ISFIFO, S_ISLNK, S_ISREG, S_ISSOCK
 from typing import Iterator, Mapping
 
 from dlock.errors import BackendError, Refused, UsageError
+from dlock.identity import random_bytes
 from dlock.stores import notify
 from dlock.stores.base import MAX_LOCK_BYTES, AlreadyExists, Conflict, Store, Stored
 
@@ -214,9 +215,7 @@ class LocalStore(Store):
         """(the temp file, its open descriptor: the caller closes it), written and, unless
         told otherwise, fsynced."""
         directory, name = os.path.split(path)
-        import secrets
-
-        temp = os.path.join(directory, f".{name}.{secrets.token_hex(6)}.tmp")
+        temp = os.path.join(directory, f".{name}.{random_bytes(6).hex()}.tmp")
         try:
             fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         except OSError as exc:
