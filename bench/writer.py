@@ -2,12 +2,14 @@
 in-process cost of acquire+release on local disk and memory against Deep Lake's local lock,
 and what the ownership check before each write costs per store.
 
-    python bench/writer.py [--sessions 25] [--runs 200] [--only local memory ...]
+    python bench/writer.py [--sessions 25] [--repeats 1] [--runs 200] [--only local memory ...]
     python bench/writer.py --write-cost-only [--writes 200]
 
 A session is `with dlock.writer(ds) as w:` reading a counter file and writing it back
 incremented. Workers start together at a common instant (their imports done), so the
-figure is sessions / wall time of the contended part only. Servers run on loopback.
+figure is sessions / wall time of the contended part only; with --repeats N each cell is
+the median of N runs (a run of 100 sessions of one worker lasts a tenth of a second, and
+a shared machine moves single runs by a third). Servers run on loopback.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "bench")]
@@ -91,6 +93,16 @@ def thread_throughput(dataset: str, threads: int, sessions: int) -> float:
     return threads * sessions / (time.perf_counter() - started)
 
 
+def medians(repeats: int, counts: tuple[int, ...], run: Callable[[int], float]) -> list[float]:
+    """The median of `repeats` runs per worker count, the counts interleaved (1, 2, 4, 8, 1, ...)
+    so that a slow minute of the machine does not fall on one column only."""
+    samples: dict[int, list[float]] = {n: [] for n in counts}
+    for _ in range(max(1, repeats)):
+        for n in counts:
+            samples[n].append(run(n))
+    return [statistics.median(samples[n]) for n in counts]
+
+
 @contextlib.contextmanager
 def zookeeper() -> Iterator[str]:
     server = _new_server(Path(tempfile.mkdtemp()), "bench")
@@ -148,6 +160,7 @@ def cost_sites(local: str, bucket: str) -> list[tuple[str, str]]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sessions", type=int, default=25, help="sessions per worker")
+    parser.add_argument("--repeats", type=int, default=1, help="runs per cell; the median is printed")
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--writes", type=int, default=200, help="writes per store for the ownership-check cost")
     parser.add_argument("--write-cost-only", action="store_true", help="measure only the ownership check per write")
@@ -172,9 +185,9 @@ def main() -> None:
                  "zookeeper": (local, f"zk://{zk_hosts}/bench/writer")}
         for key, (dataset, lock_target) in sites.items():
             if key in args.only:
-                rows.append((ROWS[key], [throughput(dataset, lock_target, n, args.sessions) for n in counts]))
+                rows.append((ROWS[key], medians(args.repeats, counts, lambda n: throughput(dataset, lock_target, n, args.sessions))))
         if "memory" in args.only:
-            rows.append((ROWS["memory"], [thread_throughput("memory://bench-ds", n, args.sessions) for n in counts]))
+            rows.append((ROWS["memory"], medians(args.repeats, counts, lambda n: thread_throughput("memory://bench-ds", n, args.sessions))))
         local_ms = acquire_release_ms(local, args.runs)
         memory_ms = acquire_release_ms("memory://bench-ds", args.runs)
         costs = write_costs(cost_sites(local, bucket), args.writes)  # s3fs caches its filesystem: same servers
@@ -187,7 +200,7 @@ def main() -> None:
         deeplake_cycle(counter, lock_path, 0.01)
         deeplake.append(time.perf_counter() - started)
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
-          f"{args.sessions} sessions per worker")
+          f"{args.sessions} sessions per worker, median of {max(1, args.repeats)} runs per cell")
     print("| backend | 1 | 2 | 4 | 8 |")
     print("|---|---|---|---|---|")
     for name, values in rows:

@@ -113,3 +113,72 @@ def test_a_process_waiting_forever_acquires_when_the_holder_releases(tmp_path: P
     holder.release()
     assert waiter.communicate(timeout=LONG)[0].strip() == "acquired"
     assert waiter.returncode == 0
+
+
+# -- the line of waiting processes (local disk, Linux) ------------------------------------
+
+linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="inotify and the flock line are Linux's")
+
+
+def _waiter(target: Path, hold: float, loop: float | None = None) -> subprocess.Popen[str]:
+    """A waiting process, returned once it has imported dlock and is about to wait."""
+    helper = Path(__file__).parent / "helpers" / "line_waiter.py"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    args = [sys.executable, str(helper), str(target), str(hold)] + ([str(loop)] if loop is not None else [])
+    process = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None and process.stdout.readline().strip() == "waiting"
+    return process
+
+
+def _got(process: subprocess.Popen[str]) -> float:
+    assert process.stdout is not None
+    line = process.stdout.readline().split()
+    assert line and line[0] == "got", line
+    return float(line[1])
+
+
+@linux_only
+def test_waiting_processes_take_the_lock_in_the_order_they_came(tmp_path: Path):
+    holder = dlock.acquire(tmp_path)
+    waiters = []
+    for _ in range(3):
+        waiters.append(_waiter(tmp_path, hold=0.5))
+        time.sleep(0.5)  # its first try failed and it stands in line
+    holder.release()
+    got = [_got(waiter) for waiter in waiters]
+    for waiter in waiters:
+        waiter.wait(timeout=LONG)
+    assert got == sorted(got), "the first to wait was not the first served"
+
+
+@linux_only
+def test_a_process_looping_short_sessions_does_not_starve_a_waiting_one(tmp_path: Path):
+    looper = _waiter(tmp_path, hold=0.005, loop=6.0)
+    time.sleep(0.5)  # looping: the lock is free for a moment between its sessions only
+    waiter = _waiter(tmp_path, hold=0.1)
+    started = time.time()
+    waited = _got(waiter) - started
+    assert looper.stdout is not None
+    looped = looper.stdout.readline().split()
+    looper.wait(timeout=LONG)
+    waiter.wait(timeout=LONG)
+    assert looped[0] == "looped" and int(looped[1]) > 100  # it did loop
+    # First in line, it lets the looper come back for 50 ms at most (PATIENCE), then takes
+    # its turn; without that it would wait until the looper stops, 6 s.
+    assert waited < 1.0, f"the waiting process got its turn only after {waited:.1f} s"
+
+
+@linux_only
+def test_a_waiter_killed_while_first_in_line_passes_its_turn_to_the_next(tmp_path: Path):
+    holder = dlock.acquire(tmp_path)
+    first = _waiter(tmp_path, hold=0)
+    time.sleep(0.5)
+    second = _waiter(tmp_path, hold=0)
+    time.sleep(3.0)  # the second's own tries are a second apart by now
+    first.kill()
+    first.wait()
+    time.sleep(0.2)
+    released = time.time()
+    holder.release()
+    assert _got(second) - released < 0.5  # woken by the release: first in line once the kernel freed the place
+    second.wait(timeout=LONG)
