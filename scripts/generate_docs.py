@@ -183,6 +183,15 @@ The lock of a later head commit.
 .I <dataset>/version_control_info.json
 Deep Lake's branches and their head commits.
 .TP
+.I <dataset>/dataset_lock.lock.fence
+The dataset's fencing counter: the last fence handed out (see
+.BR "dlock check" ).
+.TP
+.I $TMPDIR/dlock\-<uid>/<device>\-<inode>.line
+The line of processes on this machine waiting for a lock on local disk, one empty file
+per dataset directory (named by its device and inode), held with flock(2) by the first
+in line. Never inside the dataset; safe to delete when nobody waits.
+.TP
 .I ~/.cache/dlock/conditional\-writes.json
 Which S3\- and Azure\-compatible endpoints honour conditional writes (probed once a day).
 """,

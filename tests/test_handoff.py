@@ -29,6 +29,10 @@ def _woken(wait, act) -> bool:
     return time.monotonic() - started < LONG / 2
 
 
+def _threads(name: str) -> int:
+    return sum(1 for thread in threading.enumerate() if thread.name == name)
+
+
 def _delete_from_another_process(path: Path) -> None:
     subprocess.run([sys.executable, "-c", f"import os; os.unlink({str(path)!r})"], check=True)
 
@@ -39,11 +43,14 @@ def test_another_process_deleting_the_lock_file_wakes_the_waiter_but_not_other_f
     lock.write_bytes(b"x")
     (tmp_path / "other").write_bytes(b"y")
     watcher = notify.watch_file(str(lock))
-    _delete_from_another_process(tmp_path / "other")
-    started = time.monotonic()
-    watcher.wait(0.5)
-    assert time.monotonic() - started >= 0.5
-    assert _woken(watcher.wait, lambda: _delete_from_another_process(lock))
+    try:
+        _delete_from_another_process(tmp_path / "other")
+        started = time.monotonic()
+        watcher.wait(0.5)
+        assert time.monotonic() - started >= 0.5
+        assert _woken(watcher.wait, lambda: _delete_from_another_process(lock))
+    finally:
+        watcher.close()
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="inotify is Linux's")
@@ -51,10 +58,13 @@ def test_a_release_while_the_waiter_looks_again_is_not_missed(tmp_path: Path):
     lock = tmp_path / "dataset_lock.lock"
     lock.write_bytes(b"x")
     watcher = notify.watch_file(str(lock))
-    _delete_from_another_process(lock)  # before the wait begins: it returns at once
-    started = time.monotonic()
-    watcher.wait(LONG)
-    assert time.monotonic() - started < LONG / 2
+    try:
+        _delete_from_another_process(lock)  # before the wait begins: it returns at once
+        started = time.monotonic()
+        watcher.wait(LONG)
+        assert time.monotonic() - started < LONG / 2
+    finally:
+        watcher.close()
 
 
 def test_release_board_wakes_a_thread_waiting_on_that_path_only():
@@ -182,3 +192,25 @@ def test_a_waiter_killed_while_first_in_line_passes_its_turn_to_the_next(tmp_pat
     holder.release()
     assert _got(second) - released < 0.5  # woken by the release: first in line once the kernel freed the place
     second.wait(timeout=LONG)
+
+
+@linux_only
+def test_a_process_keeps_no_thread_per_lock_it_once_waited_for(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(notify.Line, "IDLE", 0.2)
+    before = _threads("dlock-line")  # lines of earlier waits in this process, still in use or ending
+    for i in range(20):
+        lock = tmp_path / f"ds{i}" / "dataset_lock.lock"
+        lock.parent.mkdir()
+        lock.write_bytes(b"x")
+        notify.watch_file(str(lock)).close()
+    assert _threads("dlock-line") >= 20
+    deadline = time.monotonic() + LONG
+    while _threads("dlock-line") > before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _threads("dlock-line") <= before
+    lock = tmp_path / "ds0" / "dataset_lock.lock"  # waiting there again stands in a new line
+    watcher = notify.watch_file(str(lock))
+    try:
+        assert _woken(watcher.wait, lambda: _delete_from_another_process(lock))
+    finally:
+        watcher.close()

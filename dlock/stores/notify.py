@@ -229,10 +229,11 @@ class Line:
     def _stand(self) -> None:
         while True:
             with self._changed:
-                if not self._changed.wait_for(lambda: self._waiting > 0 and not self._first, self.IDLE):
-                    if self._end():
-                        return
-                    continue
+                wanted = self._changed.wait_for(lambda: self._waiting > 0 and not self._first, self.IDLE)
+            if not wanted:
+                if self._end():  # outside _changed: _end takes _LINES_MUTEX first, as _join_line does
+                    return
+                continue
             try:
                 fcntl.flock(self._fd, fcntl.LOCK_EX)
             except OSError:
