@@ -190,7 +190,7 @@ The dataset's fencing counter: the last fence handed out (see
 .I $TMPDIR/dlock\-<uid>/<device>\-<inode>.line
 The line of processes on this machine waiting for a lock on local disk, one empty file
 per dataset directory (named by its device and inode), held with flock(2) by the first
-in line. Never inside the dataset; safe to delete when nobody waits.
+in line. Never inside the dataset; removed once nobody has waited there for 10 s.
 .TP
 .I ~/.cache/dlock/conditional\-writes.json
 Which S3\- and Azure\-compatible endpoints honour conditional writes (probed once a day).

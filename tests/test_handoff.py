@@ -208,6 +208,8 @@ def test_a_process_keeps_no_thread_per_lock_it_once_waited_for(tmp_path: Path, m
     while _threads("dlock-line") > before and time.monotonic() < deadline:
         time.sleep(0.05)
     assert _threads("dlock-line") <= before
+    ours = [notify._line_file(str(tmp_path / f"ds{i}" / "dataset_lock.lock")) for i in range(20)]
+    assert not any(os.path.exists(line) for line in ours if line)  # no file left behind in $TMPDIR
     lock = tmp_path / "ds0" / "dataset_lock.lock"  # waiting there again stands in a new line
     watcher = notify.watch_file(str(lock))
     try:

@@ -251,8 +251,20 @@ class Line:
                 return False
             if _LINES.get(self._key) is self:
                 del _LINES[self._key]
+            self._tidy()
             os.close(self._fd)
             return True
+
+    def _tidy(self) -> None:
+        """Remove the line's file when nobody stands in it, so that waits leave nothing behind.
+        A process that opened it just before stands in a line of its own until its wait
+        ends: two first in line, both watching, which costs a wake-up and nothing else."""
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if os.fstat(self._fd).st_ino == os.lstat(self._key).st_ino:
+                os.unlink(self._key)
+        except OSError:
+            pass  # someone stands in it (or it is gone): theirs to remove
 
 
 def _unlock(fd: int) -> None:
