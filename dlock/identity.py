@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import os
 import threading
@@ -16,26 +17,20 @@ from dlock.model import Holder
 # Who and where this process is does not change while it runs; each lookup is a system call
 # that gives up the GIL, and with several threads taking locks that hands the interpreter
 # to another thread at every acquisition (a third of the time of 8 writer threads).
-_USER: list[str] = []
-_HOST: list[str] = []
-
-
+@functools.cache
 def current_user() -> str:
-    if not _USER:
-        import getpass
+    import getpass
 
-        try:
-            _USER.append(getpass.getuser())
-        except (KeyError, OSError):
-            _USER.append(str(os.getuid()))
-    return _USER[0]
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return str(os.getuid())
 
 
+@functools.cache
 def hostname() -> str:
     """socket.gethostname() without importing socket: both are gethostname(2), which is uname's nodename."""
-    if not _HOST:
-        _HOST.append(os.uname().nodename)
-    return _HOST[0]
+    return os.uname().nodename
 
 
 def random_bytes(count: int) -> bytes:

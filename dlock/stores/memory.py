@@ -12,7 +12,7 @@ from typing import Mapping
 from fsspec.implementations.memory import MemoryFile, MemoryFileSystem
 
 from dlock.stores import notify
-from dlock.stores.base import MAX_LOCK_BYTES, AlreadyExists, Conflict, Store, Stored
+from dlock.stores.base import MAX_LOCK_BYTES, AlreadyExists, Store, Stored
 from dlock.stores.fsspec import FsspecStore
 
 # MemoryFileSystem keeps one store per process, so one guard serves every MemoryStore.
@@ -73,21 +73,16 @@ class MemoryStore(FsspecStore):
         key = self._key(path)
         entry = self._new(key, data)
         with _GUARD:
-            self._check(key, path, expected)
+            self.check_unchanged(path, expected)
             self.fs.store[key] = entry
         return _stored(entry)
 
     def delete(self, path: str, expected: Stored) -> None:
         key = self._key(path)
         with _GUARD:
-            self._check(key, path, expected)
+            self.check_unchanged(path, expected)
             del self.fs.store[key]
         notify.BOARD.released(key)
-
-    def _check(self, key: str, path: str, expected: Stored) -> None:
-        current = self.fs.store.get(key)
-        if current is None or not self.unchanged(_stored(current), expected):
-            raise Conflict(path)
 
     def _new(self, key: str, data: bytes) -> MemoryFile:
         if key in self.fs.pseudo_dirs:

@@ -100,9 +100,7 @@ class ReleaseBoard:
             return count, True
         sleeper = threading.Lock()
         sleeper.acquire()
-        sleepers = self._sleepers.get(path)
-        if sleepers is None:
-            sleepers = self._sleepers.setdefault(path, deque())  # kept: one small queue per path waited on
+        sleepers = self._sleepers.setdefault(path, deque())  # kept: one small queue per path waited on
         sleepers.append(sleeper)
         if self._releases.get(path, 0) == seen:
             sleeper.acquire(timeout=delay)
@@ -340,7 +338,7 @@ class Inotify:
         """Post the next change of the lock file now at `path`; False when there is none."""
         # The watch is added and known under one mutex: the file's deletion right after the
         # add must not reach the reader before the watch is known, or the release is lost
-        # and the waiter sleeps its whole delay (seen as hand-offs of 20-50 ms in 1 of ~500).
+        # and the waiter sleeps its whole delay.
         with self._mutex:
             wd = self._add_watch(self._fd, os.fsencode(path), MASK)
             if wd < 0:
@@ -406,11 +404,10 @@ def _forget_in_child() -> None:
     have been forked while another thread held a mutex: it starts afresh. It closes its
     copies of the parent's places in line, which would otherwise hold them as long as it
     lives (a flock belongs to the open file, shared across fork)."""
-    global BOARD, _INOTIFY_MADE
+    global BOARD, _INOTIFY_MADE, _LINES_MUTEX
     BOARD = ReleaseBoard()
     _INOTIFY_MADE = threading.Lock()
     _INOTIFY.clear()
-    global _LINES_MUTEX
     for line in _LINES.values():
         with contextlib.suppress(OSError):
             os.close(line._fd)
